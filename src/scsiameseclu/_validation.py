@@ -1,0 +1,207 @@
+"""Input validation shared by every public function. Nothing here writes to ``adata``."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from numbers import Integral
+
+import numpy as np
+from anndata import AnnData
+from scipy import sparse
+
+from ._constants import GRAPH_HINT, PCA_KEY, SCANPY_CONNECTIVITIES, SPATIAL_CONNECTIVITIES
+
+logger = logging.getLogger("scsiameseclu")
+
+
+def check_adata(adata, *, copy: bool = False) -> None:
+    """Type checks on ``adata`` itself; warns on views (written results materialise them)."""
+    if not isinstance(adata, AnnData):
+        msg = f"`adata` must be an AnnData, got {type(adata).__name__}."
+        raise TypeError(msg)
+    if adata.n_obs < 2:
+        msg = f"`adata` has {adata.n_obs} cell(s); clustering needs at least 2."
+        raise ValueError(msg)
+    if adata.is_view and not copy:
+        warnings.warn("Received a view of an AnnData; it will be made an actual AnnData when results are written.", UserWarning, stacklevel=3)
+    if not adata.obs_names.is_unique:
+        warnings.warn("`adata.obs_names` are not unique; results are stored by position.", UserWarning, stacklevel=3)
+
+
+def get_features(adata: AnnData, *, use_rep: str | None, layer: str | None) -> tuple[np.ndarray | sparse.csr_matrix, str]:
+    """The expression representation and a description of where it came from.
+
+    Scanpy's rule: ``obsm[use_rep]`` if given; else ``layers[layer]`` if given; else ``obsm['X_pca']``
+    if present; else ``X``. Integer-typed matrices are taken as counts: they must be
+    non-negative and are log1p-transformed.
+    """
+    if use_rep is not None and layer is not None:
+        msg = f"Pass either `use_rep` or `layer`, not both (got use_rep={use_rep!r}, layer={layer!r})."
+        raise ValueError(msg)
+    if use_rep is not None:
+        if use_rep == "X":
+            mat, source = adata.X, "X"
+        elif use_rep not in adata.obsm:
+            hint = " Run `sc.pp.pca(adata)` first." if use_rep == PCA_KEY else ""
+            msg = f"`use_rep={use_rep!r}` is not in `adata.obsm` (keys: {list(adata.obsm)}).{hint}"
+            raise KeyError(msg)
+        else:
+            mat, source = adata.obsm[use_rep], f"obsm['{use_rep}']"
+    elif layer is not None:
+        if layer not in adata.layers:
+            msg = f"`layer={layer!r}` is not in `adata.layers` (keys: {list(adata.layers)})."
+            raise KeyError(msg)
+        mat, source = adata.layers[layer], f"layers['{layer}']"
+    elif PCA_KEY in adata.obsm:
+        mat, source = adata.obsm[PCA_KEY], f"obsm['{PCA_KEY}']"
+    else:
+        mat, source = adata.X, "X"
+    if mat is None:
+        msg = "`adata.X` is empty; pass `use_rep` or `layer`."
+        raise ValueError(msg)
+    if adata.isbacked and source == "X":
+        msg = "`adata` is backed and `X` is on disk; call `adata.to_memory()` or pass `use_rep`."
+        raise ValueError(msg)
+    if hasattr(mat, "to_numpy"):  # DataFrame in obsm
+        mat = mat.to_numpy()
+    if sparse.issparse(mat):
+        mat = sparse.csr_matrix(mat)
+        values = mat.data
+    else:
+        mat = np.asarray(mat)
+        values = mat
+    if mat.ndim != 2 or mat.shape[0] != adata.n_obs:
+        msg = f"{source} must be a 2-D matrix with {adata.n_obs} rows, got shape {mat.shape}."
+        raise ValueError(msg)
+    if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+        msg = f"{source} must be numeric, got dtype {values.dtype}."
+        raise TypeError(msg)
+    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+        msg = f"{source} contains NaN or infinite values; remove or impute them first."
+        raise ValueError(msg)
+    if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
+        if (values < 0).any():
+            msg = f"{source} has an integer dtype, so it is read as counts, but it has negative values."
+            raise ValueError(msg)
+        logger.info("%s is integer-typed: treating it as counts and applying log1p.", source)
+        mat = mat.log1p() if sparse.issparse(mat) else np.log1p(mat)
+    mat = mat.astype(np.float32)
+    row_signal = np.asarray(abs(mat).sum(1)).ravel()
+    if (row_signal == 0).any():
+        n = int((row_signal == 0).sum())
+        msg = f"{n} cell(s) have no signal in {source} (all zeros); filter them with `sc.pp.filter_cells(adata, min_counts=1)`."
+        raise ValueError(msg)
+    return mat, source
+
+
+def feature_matrix(mat) -> tuple[np.ndarray, np.ndarray, float]:
+    """Dense float32 features without constant columns, divided by one global scale.
+
+    Returns the scaled matrix, the indices of kept features and the scale (both needed to embed
+    new cells the same way).
+    """
+    dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
+    std = dense.std(0)
+    keep = np.flatnonzero(std > 0)
+    if keep.size == 0:
+        msg = "Every feature is constant across cells; there is nothing to cluster."
+        raise ValueError(msg)
+    if keep.size < dense.shape[1]:
+        logger.info("Dropping %d constant feature(s).", dense.shape[1] - keep.size)
+    dense = dense[:, keep]
+    scale = float(dense.std())
+    return (dense / scale).astype(np.float32), keep, scale
+
+
+def resolve_connectivity_key(adata: AnnData, connectivity_key: str | None) -> str:
+    """squidpy's ``spatial_connectivities`` if present, else scanpy's ``connectivities``."""
+    if connectivity_key is None:
+        for key in (SPATIAL_CONNECTIVITIES, SCANPY_CONNECTIVITIES):
+            if key in adata.obsp:
+                return key
+        msg = f"No cell graph in `adata.obsp` (looked for {SPATIAL_CONNECTIVITIES!r}, {SCANPY_CONNECTIVITIES!r}). {GRAPH_HINT}"
+        raise KeyError(msg)
+    if not isinstance(connectivity_key, str):
+        msg = f"`connectivity_key` must be a string, got {connectivity_key!r}."
+        raise TypeError(msg)
+    if connectivity_key not in adata.obsp and f"{connectivity_key}_connectivities" in adata.obsp:
+        return f"{connectivity_key}_connectivities"  # squidpy's short form, e.g. "spatial"
+    if connectivity_key not in adata.obsp:
+        msg = f"`connectivity_key={connectivity_key!r}` is not in `adata.obsp` (keys: {list(adata.obsp)}). {GRAPH_HINT}"
+        raise KeyError(msg)
+    return connectivity_key
+
+
+def get_graph(adata: AnnData, key: str) -> sparse.csr_matrix:
+    """Validated, symmetric, loop-free sparse graph from ``obsp[key]`` (never densified).
+
+    Asymmetric graphs (e.g. squidpy's kNN) are symmetrised by taking the union of edges, and
+    self-loops are dropped (the GAT adds its own); both are logged. Isolated cells are allowed
+    (they are embedded from their own expression) with a warning.
+    """
+    graph = adata.obsp[key]
+    if not sparse.issparse(graph):
+        msg = f"`adata.obsp[{key!r}]` must be a scipy sparse matrix, got {type(graph).__name__}; convert it with `scipy.sparse.csr_matrix`."
+        raise TypeError(msg)
+    if graph.shape != (adata.n_obs, adata.n_obs):
+        msg = f"`adata.obsp[{key!r}]` has shape {graph.shape}, expected ({adata.n_obs}, {adata.n_obs})."
+        raise ValueError(msg)
+    graph = sparse.csr_matrix(graph)
+    if not (np.issubdtype(graph.dtype, np.number) or graph.dtype == bool):
+        msg = f"`adata.obsp[{key!r}]` must be numeric, got dtype {graph.dtype}."
+        raise TypeError(msg)
+    data = graph.data
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        msg = f"`adata.obsp[{key!r}]` contains NaN or infinite weights."
+        raise ValueError(msg)
+    if (data < 0).any():
+        msg = f"`adata.obsp[{key!r}]` has negative edge weights; a cell graph needs weights >= 0."
+        raise ValueError(msg)
+    graph.eliminate_zeros()
+    if graph.diagonal().any():
+        logger.info("Ignoring self-loops in `adata.obsp[%r]`.", key)
+        graph.setdiag(0)
+        graph.eliminate_zeros()
+    if (graph != graph.T).nnz:
+        logger.info("`adata.obsp[%r]` is not symmetric; using the union of its edges.", key)
+        graph = graph.maximum(graph.T).tocsr()
+    n_isolated = int((graph.getnnz(axis=1) == 0).sum())
+    if n_isolated == adata.n_obs:
+        msg = f"`adata.obsp[{key!r}]` has no edges. {GRAPH_HINT}"
+        raise ValueError(msg)
+    if n_isolated:
+        warnings.warn(f"{n_isolated} cell(s) have no neighbours in `adata.obsp[{key!r}]`; they are embedded from their own expression.", UserWarning, stacklevel=3)
+    return graph
+
+
+def check_n_clusters(n_clusters, n_obs: int) -> int | None:
+    """``None`` (estimate) or an int in ``[2, n_obs]``."""
+    if n_clusters is None:
+        return None
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, Integral):
+        msg = f"`n_clusters` must be an int or None, got {n_clusters!r}."
+        raise TypeError(msg)
+    if not 2 <= n_clusters <= n_obs:
+        msg = f"`n_clusters` must be between 2 and n_obs={n_obs}, got {n_clusters}."
+        raise ValueError(msg)
+    return int(n_clusters)
+
+
+def check_fraction(name: str, value, *, upper_open: bool = True) -> float:
+    """A float in ``[0, 1)`` (or ``[0, 1]``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        msg = f"`{name}` must be a number, got {value!r}."
+        raise TypeError(msg)
+    ok = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
+    if not ok:
+        msg = f"`{name}` must be in [0, {'1)' if upper_open else '1]'}, got {value!r}."
+        raise ValueError(msg)
+    return float(value)
+
+
+def check_key_added(key_added) -> str:
+    if not isinstance(key_added, str) or not key_added:
+        msg = f"`key_added` must be a non-empty string, got {key_added!r}."
+        raise TypeError(msg)
+    return key_added

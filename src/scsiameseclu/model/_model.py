@@ -1,0 +1,192 @@
+"""AnnData-facing model: validates inputs, trains the Siamese network, returns results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import numpy as np
+from anndata import AnnData
+
+from .. import _validation as val
+from .._constants import GRAPH_WEIGHT_KNN, GRAPH_WEIGHT_SPATIAL
+from .._device import resolve_device, resolve_seed, seeded_torch
+from .._graph import graph_to_pairs
+
+logger = logging.getLogger("scsiameseclu")
+
+
+class SiameseClusterModel:
+    """Siamese GAT/MLP fusion with an optimal-transport clustering head.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with an expression representation and a cell graph in ``obsp``.
+    n_clusters
+        Number of clusters; ``None`` estimates it after pre-training (see
+        :func:`~scsiameseclu.model.estimate_n_clusters`).
+    use_rep, layer
+        Expression input: ``obsm[use_rep]``, ``layers[layer]``, else ``obsm['X_pca']`` if present,
+        else ``X``.
+    connectivity_key
+        ``obsp`` key of the cell graph; default ``spatial_connectivities`` if present, else
+        ``connectivities``. squidpy's short form (``"spatial"``) is accepted.
+    graph_weight
+        Prior weight of the graph (GAT) branch in the fusion, in ``[0, 1]``; the learned gate
+        moves each cell by at most one logit around it. ``None``: 0.8 on a squidpy spatial graph
+        (smooth tissue domains), 0.5 otherwise. Use ~0.2 to find cell types on a spatial graph,
+        0 to ignore the graph.
+    network_kwargs, augment_kwargs, train_kwargs
+        Overrides of :class:`~scsiameseclu.module.NetworkConfig`,
+        :class:`~scsiameseclu.module.AugmentConfig`, :class:`~scsiameseclu.module.TrainConfig`.
+    """
+
+    def __init__(
+        self,
+        adata: AnnData,
+        n_clusters: int | None = None,
+        *,
+        use_rep: str | None = None,
+        layer: str | None = None,
+        connectivity_key: str | None = None,
+        graph_weight: float | None = None,
+        network_kwargs: dict | None = None,
+        augment_kwargs: dict | None = None,
+        train_kwargs: dict | None = None,
+    ):
+        from ..module import AugmentConfig, NetworkConfig, TrainConfig
+
+        val.check_adata(adata, copy=True)
+        self.n_clusters = val.check_n_clusters(n_clusters, adata.n_obs)
+        self.connectivity_key = val.resolve_connectivity_key(adata, connectivity_key)
+        if graph_weight is None:
+            spatial = self.connectivity_key.startswith("spatial")
+            graph_weight = GRAPH_WEIGHT_SPATIAL if spatial else GRAPH_WEIGHT_KNN
+        self.graph_weight = val.check_fraction("graph_weight", graph_weight, upper_open=False)
+        self.use_rep, self.layer = use_rep, layer
+        self.network_config = _make_config(NetworkConfig, "network_kwargs", network_kwargs, graph_weight=self.graph_weight)
+        self.augment_config = _make_config(AugmentConfig, "augment_kwargs", augment_kwargs)
+        self.train_config = _make_config(TrainConfig, "train_kwargs", train_kwargs)
+        mat, self.input_source = val.get_features(adata, use_rep=use_rep, layer=layer)
+        self._graph = val.get_graph(adata, self.connectivity_key)
+        self._x, self.feature_index, self.input_scale = val.feature_matrix(mat)
+        self.var_names = None if self.input_source.startswith("obsm") else list(map(str, adata.var_names))
+        self.n_obs = adata.n_obs
+        self.network = None
+        self.history = None
+        self.device = None
+        self.random_state = None
+        self.n_clusters_scores: dict[int, float] = {}
+
+    @property
+    def is_trained(self) -> bool:
+        return self.network is not None
+
+    def train(self, *, device="auto", random_state: int | None = 0, show_progress_bar: bool = True) -> SiameseClusterModel:
+        """Train on the data given at construction; the global RNG state is left unchanged."""
+        import torch
+
+        from ..module import SiameseNetwork
+        from ._n_clusters import estimate_n_clusters
+        from ._training import fit
+
+        self.device = resolve_device(device)
+        self.random_state = resolve_seed(random_state)
+        x = torch.as_tensor(self._x, device=self.device)
+        pairs = torch.as_tensor(graph_to_pairs(self._graph), device=self.device)
+
+        def choose_k(z: np.ndarray) -> int:
+            k, self.n_clusters_scores = estimate_n_clusters(z, k_max=min(20, self.n_obs - 1), random_state=self.random_state)
+            logger.info("Estimated n_clusters=%d (silhouette %.3f).", k, self.n_clusters_scores.get(k, float("nan")))
+            return k
+
+        t0 = time.perf_counter()
+        with seeded_torch(self.random_state, self.device):
+            net = SiameseNetwork(x.shape[1], self.n_clusters or 2, self.network_config).to(self.device)
+            self.history = fit(
+                net,
+                x,
+                pairs,
+                augment=self.augment_config,
+                train=self.train_config,
+                random_state=self.random_state,
+                n_clusters_fn=choose_k if self.n_clusters is None else None,
+                show_progress_bar=show_progress_bar,
+            )
+        self.history.seconds["train"] = time.perf_counter() - t0
+        self.network = net
+        self.n_clusters_fitted = net.n_clusters
+        return self
+
+    def _check_trained(self) -> None:
+        if not self.is_trained:
+            msg = "The model is not trained yet; call `.train()` first."
+            raise RuntimeError(msg)
+
+    def _inputs(self, adata: AnnData | None):
+        """Scaled features and edge list of the training data or of a new AnnData."""
+        if adata is None:
+            return self._x, graph_to_pairs(self._graph)
+        val.check_adata(adata, copy=True)
+        mat, _ = val.get_features(adata, use_rep=self.use_rep, layer=self.layer)
+        mat = mat.toarray() if hasattr(mat, "toarray") else mat
+        if mat.shape[1] <= int(self.feature_index.max()):
+            msg = f"`adata` has {mat.shape[1]} input features; the model was trained on more ({self.input_source})."
+            raise ValueError(msg)
+        x = (mat[:, self.feature_index] / self.input_scale).astype(np.float32)
+        key = val.resolve_connectivity_key(adata, self.connectivity_key)
+        return x, graph_to_pairs(val.get_graph(adata, key))
+
+    def _forward(self, adata: AnnData | None):
+        import torch
+
+        self._check_trained()
+        x, pairs = self._inputs(adata)
+        x = torch.as_tensor(x, device=self.device)
+        pairs = torch.as_tensor(pairs, device=self.device)
+        edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
+        self.network.eval()
+        with torch.no_grad():
+            z, gate = self.network.embed(x, edge_index)
+            scores = self.network.cluster_scores(z)
+            proba = torch.softmax(scores / self.train_config.cluster_temperature, dim=1)
+        return z.cpu().numpy().astype(np.float32), proba.cpu().numpy().astype(np.float32), gate.cpu().numpy()
+
+    def get_latent_representation(self, adata: AnnData | None = None) -> np.ndarray:
+        """Fused embedding (cells × ``n_latent``, float32) of the training data or of ``adata``."""
+        return self._forward(adata)[0]
+
+    def predict(self, adata: AnnData | None = None, *, soft: bool = False) -> np.ndarray:
+        """Cluster index per cell, or soft assignments (cells × clusters) when ``soft``."""
+        proba = self._forward(adata)[1]
+        return proba if soft else proba.argmax(1)
+
+    def params(self) -> dict:
+        """Every setting of the model, flat, for ``uns``."""
+        from ..module._config import to_dict
+
+        return {
+            "n_clusters": self.n_clusters,
+            "use_rep": self.use_rep,
+            "layer": self.layer,
+            "input": self.input_source,
+            "connectivity_key": self.connectivity_key,
+            "random_state": self.random_state,
+            "device": str(self.device),
+            **to_dict(self.network_config, self.augment_config, self.train_config),
+        }
+
+
+def _make_config(cls, name: str, overrides: dict | None, **fixed):
+    import dataclasses
+
+    overrides = dict(overrides or {})
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides) - valid
+    if unknown:
+        msg = f"`{name}` has unknown key(s) {sorted(unknown)}; valid keys: {sorted(valid)}."
+        raise ValueError(msg)
+    overrides.update(fixed)
+    return replace(cls(), **overrides)

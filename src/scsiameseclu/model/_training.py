@@ -1,0 +1,136 @@
+"""Training loop: pre-train the Siamese encoder, seed prototypes by k-means, then train jointly."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from tqdm.auto import tqdm
+
+from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
+
+logger = logging.getLogger("scsiameseclu")
+
+
+@dataclass
+class TrainingHistory:
+    """Per-epoch loss terms, timings and the label-free stopping record."""
+
+    loss: list[float] = field(default_factory=list)
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    label_change: list[float] = field(default_factory=list)
+    stopped_epoch: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def record(self, loss: float, terms: dict[str, float]) -> None:
+        self.loss.append(loss)
+        for k, v in terms.items():
+            self.terms.setdefault(k, [float("nan")] * (len(self.loss) - 1)).append(v)
+        for k, v in self.terms.items():
+            if len(v) < len(self.loss):
+                v.append(float("nan"))
+
+
+@torch.no_grad()
+def embed_all(net: SiameseNetwork, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embedding and graph gate of the clean (un-augmented) input."""
+    net.eval()
+    z, gate = net.embed(x, edge_index)
+    net.train()
+    return z, gate
+
+
+def kmeans_centres(z: np.ndarray, n_clusters: int, random_state: int) -> np.ndarray:
+    """Spherical k-means start: k-means on L2-normalised embeddings, 10 restarts."""
+    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    km = KMeans(n_clusters, n_init=10, random_state=random_state).fit(zn)
+    return km.cluster_centers_
+
+
+def fit(
+    net: SiameseNetwork,
+    x: torch.Tensor,
+    pairs: torch.Tensor,
+    *,
+    augment: AugmentConfig,
+    train: TrainConfig,
+    random_state: int,
+    n_clusters_fn=None,
+    show_progress_bar: bool = True,
+) -> TrainingHistory:
+    """Train ``net`` in place on features ``x`` (on its device) and undirected ``pairs``.
+
+    Parameters
+    ----------
+    n_clusters_fn
+        Optional callable ``embedding -> k`` used after pre-training to choose the number of
+        prototypes (for ``n_clusters=None``).
+    """
+    history = TrainingHistory()
+    generator = torch.Generator(device=x.device).manual_seed(random_state)
+    optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
+    edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
+    n_total = train.n_epochs_pretrain + train.n_epochs_cluster
+    bar = tqdm(total=n_total, desc="ssc", disable=not show_progress_bar, leave=False)
+    net.train()
+
+    t0 = time.perf_counter()
+    for _ in range(train.n_epochs_pretrain):
+        out = training_step(net, x, pairs, augment, train, generator, cluster=False)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        history.record(float(out.loss.detach()), out.terms)
+        bar.update()
+        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+    history.seconds["pretrain"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    z, _ = embed_all(net, x, edge_index)
+    z_np = z.cpu().numpy()
+    if n_clusters_fn is not None:
+        k = int(n_clusters_fn(z_np))
+        if k != net.n_clusters:
+            optimizer.param_groups[0]["params"] = [p for p in optimizer.param_groups[0]["params"] if p is not net.prototypes]
+            net.prototypes = torch.nn.Parameter(torch.zeros(k, z.shape[1], device=x.device))
+    centres = kmeans_centres(z_np, net.n_clusters, random_state)
+    net.set_prototypes(torch.as_tensor(centres, dtype=z.dtype, device=x.device))
+    labels = net.cluster_scores(z).argmax(1)
+    sizes = torch.bincount(labels, minlength=net.n_clusters).float() / x.shape[0]
+    history.seconds["init_prototypes"] = time.perf_counter() - t0
+    if n_clusters_fn is not None:  # the prototype tensor was replaced
+        optimizer.add_param_group({"params": [net.prototypes]})
+    for group in optimizer.param_groups:
+        group["lr"] = train.learning_rate * train.cluster_lr_scale
+
+    t0 = time.perf_counter()
+    uniform = torch.full_like(sizes, 1.0 / net.n_clusters)
+    check_every = 10
+    for epoch in range(train.n_epochs_cluster):
+        target = (1 - train.balance) * sizes + train.balance * uniform
+        out = training_step(net, x, pairs, augment, train, generator, cluster=True, cluster_weights=target)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        sizes = train.size_momentum * sizes + (1 - train.size_momentum) * out.assignments.mean(0).detach()
+        history.record(float(out.loss.detach()), out.terms)
+        bar.update()
+        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+        if (epoch + 1) % check_every == 0:
+            z, _ = embed_all(net, x, edge_index)
+            new = net.cluster_scores(z).argmax(1)
+            change = float((new != labels).float().mean())
+            history.label_change.append(change)
+            labels = new
+            if change < train.tol:
+                history.stopped_epoch = train.n_epochs_pretrain + epoch + 1
+                logger.info("Stopped at epoch %d: %.4f of labels changed.", history.stopped_epoch, change)
+                break
+    history.seconds["cluster"] = time.perf_counter() - t0
+    bar.close()
+    net.eval()
+    return history

@@ -1,0 +1,27 @@
+"""Pure-torch building blocks (no AnnData): augmentation, encoders, losses, Sinkhorn."""
+
+from ._augment import mask_features, perturb_edges
+from ._config import AugmentConfig, NetworkConfig, TrainConfig
+from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder
+from ._losses import contrastive_loss, cross_correlation_loss, reconstruction_loss, swapped_assignment_loss
+from ._network import SiameseNetwork, draw_view, training_step
+from ._sinkhorn import sinkhorn
+
+__all__ = [
+    "AugmentConfig",
+    "ExpressionEncoder",
+    "GatedFusion",
+    "GraphEncoder",
+    "NetworkConfig",
+    "SiameseNetwork",
+    "TrainConfig",
+    "contrastive_loss",
+    "cross_correlation_loss",
+    "draw_view",
+    "mask_features",
+    "perturb_edges",
+    "reconstruction_loss",
+    "sinkhorn",
+    "swapped_assignment_loss",
+    "training_step",
+]

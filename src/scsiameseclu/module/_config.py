@@ -1,0 +1,74 @@
+"""Hyper-parameters of the network and its training, one set for every dataset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """How one stochastic view is drawn (see :func:`scsiameseclu.pp.augment`)."""
+
+    mask_rate: float = 0.2
+    noise_std: float = 0.0
+    edge_drop_rate: float = 0.2
+    edge_add_rate: float = 0.05
+    edge_add_mode: str = "similar"
+
+    def __post_init__(self):
+        for name in ("mask_rate", "edge_drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                msg = f"`{name}` must be in [0, 1), got {value!r}."
+                raise ValueError(msg)
+        for name in ("noise_std", "edge_add_rate"):
+            value = getattr(self, name)
+            if not value >= 0.0:
+                msg = f"`{name}` must be >= 0, got {value!r}."
+                raise ValueError(msg)
+        if self.edge_add_mode not in ("random", "similar"):
+            msg = f"`edge_add_mode` must be 'random' or 'similar', got {self.edge_add_mode!r}."
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Sizes of the Siamese network."""
+
+    n_hidden: int = 128
+    n_latent: int = 32
+    n_gat_layers: int = 2
+    gat_heads: int = 1
+    graph_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule and loss weights."""
+
+    n_epochs_pretrain: int = 150
+    n_epochs_cluster: int = 100
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    w_correlation: float = 1.0
+    w_reconstruction: float = 1.0
+    w_contrastive: float = 0.5
+    w_cluster: float = 1.0
+    contrastive_temperature: float = 0.5
+    contrastive_max_cells: int = 1024
+    cluster_temperature: float = 0.2
+    sinkhorn_epsilon: float = 0.2
+    sinkhorn_iters: int = 3
+    balance: float = 0.25
+    size_momentum: float = 0.9
+    tol: float = 1e-3
+    teacher: bool = True
+    cluster_lr_scale: float = 0.1
+
+
+def to_dict(*configs) -> dict:
+    """Merge dataclass configs into one flat dict (for ``uns`` and checkpoints)."""
+    out: dict = {}
+    for c in configs:
+        out.update(asdict(c))
+    return out

@@ -1,0 +1,60 @@
+"""Training objectives. Every term is O(N·d) or O(B²) for a bounded sample B, never O(N²)."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def cross_correlation_loss(z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float | None = None) -> torch.Tensor:
+    """Redundancy reduction between two views (Barlow Twins).
+
+    The d × d cross-correlation of the standardised views is pushed to the identity: the diagonal
+    keeps each dimension invariant to augmentation, the off-diagonal prevents collapse onto a few
+    directions (over-smoothing). ``off_diagonal_weight`` defaults to ``1 / d``.
+    """
+    n, d = z1.shape
+    z1 = (z1 - z1.mean(0)) / (z1.std(0) + 1e-5)
+    z2 = (z2 - z2.mean(0)) / (z2.std(0) + 1e-5)
+    c = z1.T @ z2 / n
+    on = (torch.diagonal(c) - 1).pow(2).sum()
+    off = c.pow(2).sum() - torch.diagonal(c).pow(2).sum()
+    lam = 1.0 / d if off_diagonal_weight is None else off_diagonal_weight
+    return (on + lam * off) / d
+
+
+def contrastive_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.5,
+    max_cells: int = 1024,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Symmetric InfoNCE: a cell's two views are positives, other sampled cells negatives.
+
+    At most ``max_cells`` cells are sampled per call, so the similarity matrix is bounded.
+    """
+    n = z1.shape[0]
+    if n > max_cells:
+        idx = torch.randperm(n, generator=generator, device=z1.device)[:max_cells]
+        z1, z2 = z1[idx], z2[idx]
+    z1 = F.normalize(z1, dim=1)
+    z2 = F.normalize(z2, dim=1)
+    logits = z1 @ z2.T / temperature
+    target = torch.arange(z1.shape[0], device=z1.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean squared error against the clean (un-augmented) input."""
+    return F.mse_loss(x_hat, x)
+
+
+def swapped_assignment_loss(
+    scores1: torch.Tensor, scores2: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Each view predicts the other's transport plan (SwAV-style self-labelling)."""
+    l1 = -(q2 * F.log_softmax(scores1 / temperature, dim=1)).sum(1).mean()
+    l2 = -(q1 * F.log_softmax(scores2 / temperature, dim=1)).sum(1).mean()
+    return 0.5 * (l1 + l2)

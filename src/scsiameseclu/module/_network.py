@@ -1,0 +1,123 @@
+"""The Siamese network: shared encoders, fusion, decoder and cluster prototypes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._augment import mask_features, perturb_edges
+from ._config import AugmentConfig, NetworkConfig, TrainConfig
+from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder
+from ._losses import contrastive_loss, cross_correlation_loss, reconstruction_loss, swapped_assignment_loss
+from ._sinkhorn import sinkhorn
+
+
+class SiameseNetwork(nn.Module):
+    """Weight-shared encoder applied to both views, with a decoder and ``n_clusters`` prototypes.
+
+    Holds no per-cell parameters: any cell with the same input features can be embedded.
+    """
+
+    def __init__(self, n_input: int, n_clusters: int, config: NetworkConfig = NetworkConfig()):
+        super().__init__()
+        self.config = config
+        h, d = config.n_hidden, config.n_latent
+        self.expression = ExpressionEncoder(n_input, h, d)
+        self.graph = GraphEncoder(n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads)
+        self.fusion = GatedFusion(d, config.graph_weight)
+        self.decoder = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, n_input))
+        self.prototypes = nn.Parameter(F.normalize(torch.randn(n_clusters, d), dim=1))
+
+    @property
+    def n_clusters(self) -> int:
+        return self.prototypes.shape[0]
+
+    def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused embedding and the graph-branch gate of each cell."""
+        z_expr = self.expression(x)
+        if self.fusion.graph_weight <= 0.0:
+            return self.fusion(z_expr, z_expr)
+        z_graph = self.graph(x, edge_index)
+        return self.fusion(z_expr, z_graph)
+
+    def cluster_scores(self, z: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of each cell to each prototype."""
+        return F.normalize(z, dim=1) @ F.normalize(self.prototypes, dim=1).T
+
+    @torch.no_grad()
+    def set_prototypes(self, centers: torch.Tensor) -> None:
+        """Replace the prototypes (e.g. by k-means centres of the embedding)."""
+        if centers.shape[0] != self.n_clusters:
+            self.prototypes = nn.Parameter(torch.empty_like(centers))
+        self.prototypes.copy_(F.normalize(centers, dim=1))
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    terms: dict[str, float]
+    assignments: torch.Tensor | None
+
+
+def draw_view(
+    x: torch.Tensor, pairs: torch.Tensor, augment: AugmentConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented view: masked/noised features and a perturbed symmetric ``edge_index``."""
+    x_aug = mask_features(x, augment.mask_rate, augment.noise_std, generator=generator)
+    edge_index = perturb_edges(
+        pairs,
+        x.shape[0],
+        augment.edge_drop_rate,
+        augment.edge_add_rate,
+        x=x,
+        add_mode=augment.edge_add_mode,
+        generator=generator,
+    )
+    return x_aug, edge_index
+
+
+def training_step(
+    net: SiameseNetwork,
+    x: torch.Tensor,
+    pairs: torch.Tensor,
+    augment: AugmentConfig,
+    train: TrainConfig,
+    generator: torch.Generator,
+    *,
+    cluster: bool,
+    cluster_weights: torch.Tensor | None = None,
+) -> StepOutput:
+    """Losses for two fresh views of ``(x, pairs)``; the clustering term only when ``cluster``."""
+    (x1, e1), (x2, e2) = draw_view(x, pairs, augment, generator), draw_view(x, pairs, augment, generator)
+    z1, _ = net.embed(x1, e1)
+    z2, _ = net.embed(x2, e2)
+    terms = {
+        "correlation": cross_correlation_loss(z1, z2),
+        "reconstruction": 0.5 * (reconstruction_loss(net.decoder(z1), x) + reconstruction_loss(net.decoder(z2), x)),
+        "contrastive": contrastive_loss(
+            z1, z2, train.contrastive_temperature, train.contrastive_max_cells, generator=generator
+        ),
+    }
+    weights = {
+        "correlation": train.w_correlation,
+        "reconstruction": train.w_reconstruction,
+        "contrastive": train.w_contrastive,
+    }
+    assignments = None
+    if cluster:
+        s1, s2 = net.cluster_scores(z1), net.cluster_scores(z2)
+        if train.teacher:
+            with torch.no_grad():
+                z0, _ = net.embed(x, torch.cat([pairs, pairs.flip(0)], dim=1))
+            q1 = q2 = sinkhorn(net.cluster_scores(z0), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
+        else:
+            q1 = sinkhorn(s1.detach(), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
+            q2 = sinkhorn(s2.detach(), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
+        terms["cluster"] = swapped_assignment_loss(s1, s2, q1, q2, train.cluster_temperature)
+        weights["cluster"] = train.w_cluster
+        assignments = 0.5 * (q1 + q2)
+    loss = sum(weights[k] * v for k, v in terms.items())
+    return StepOutput(loss, {k: float(v.detach()) for k, v in terms.items()}, assignments)

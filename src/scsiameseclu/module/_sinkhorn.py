@@ -1,0 +1,36 @@
+"""Entropic optimal transport between cells and clusters."""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def sinkhorn(
+    scores: torch.Tensor,
+    cluster_weights: torch.Tensor | None = None,
+    epsilon: float = 0.05,
+    n_iters: int = 3,
+) -> torch.Tensor:
+    """Soft assignments whose cluster totals match ``cluster_weights``.
+
+    Solves ``max <Q, scores> + epsilon·H(Q)`` over plans with uniform cell marginals and cluster
+    marginals ``cluster_weights`` (uniform when ``None``) by Sinkhorn–Knopp iterations in log
+    space. Memory is O(N·K).
+
+    Returns
+    -------
+    N × K matrix; each row sums to 1 (a distribution over clusters).
+    """
+    n, k = scores.shape
+    log_q = scores / epsilon
+    if cluster_weights is None:
+        log_c = torch.full((k,), -torch.log(torch.tensor(float(k))).item(), device=scores.device)
+    else:
+        w = cluster_weights.to(scores.device).clamp_min(1e-8)
+        log_c = torch.log(w / w.sum())
+    log_r = -torch.log(torch.tensor(float(n), device=scores.device))
+    for _ in range(n_iters):
+        log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) + log_c
+        log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) + log_r
+    return torch.exp(log_q) * n

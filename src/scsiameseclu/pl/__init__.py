@@ -1,0 +1,5 @@
+"""Plotting."""
+
+from ._embedding import embedding
+
+__all__ = ["embedding"]

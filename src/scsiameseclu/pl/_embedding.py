@@ -1,0 +1,129 @@
+"""``ssc.pl.embedding``: clusters in tissue space next to a UMAP of the fused embedding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from anndata import AnnData
+
+from .._constants import DEFAULT_KEY, SPATIAL_KEY
+
+
+def _umap_of(adata: AnnData, key: str, random_state: int) -> np.ndarray:
+    """UMAP of ``obsm[f"X_{key}"]``, cached in ``obsm[f"X_{key}_umap"]``; never touches ``X_umap``."""
+    import scanpy as sc
+
+    cache = f"X_{key}_umap"
+    if cache in adata.obsm and adata.obsm[cache].shape == (adata.n_obs, 2):
+        return adata.obsm[cache]
+    rep = f"X_{key}"
+    tmp = AnnData(obs=adata.obs[[]].copy(), obsm={rep: adata.obsm[rep]})
+    sc.pp.neighbors(tmp, use_rep=rep, random_state=random_state)
+    sc.tl.umap(tmp, random_state=random_state)
+    return tmp.obsm["X_umap"]
+
+
+def embedding(
+    adata: AnnData,
+    *,
+    key: str = DEFAULT_KEY,
+    color: str | Sequence[str] | None = None,
+    spatial_key: str | None = SPATIAL_KEY,
+    ax=None,
+    show: bool | None = None,
+    return_fig: bool = False,
+    random_state: int = 0,
+    **kwargs,
+):
+    """Plot ssc results: clusters in tissue space (if coordinates exist) and a UMAP of ``X_{key}``.
+
+    The UMAP is computed from the fused embedding on a private neighbour graph and cached in
+    ``adata.obsm[f"X_{key}_umap"]``; the user's ``X_umap`` and ``neighbors`` are not changed.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with results of :func:`~scsiameseclu.tl.siamese_cluster`.
+    key
+        ``key_added`` of that call.
+    color
+        ``obs`` column(s) or genes to colour by; default the cluster labels ``obs[key]``.
+    spatial_key
+        ``obsm`` key of the coordinates; ``None`` or absent draws the UMAP only.
+    ax
+        One :class:`~matplotlib.axes.Axes` per panel (a single Axes when one panel is drawn).
+    show
+        Show the figure; default follows ``scanpy.settings.autoshow``.
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`.
+    random_state
+        Seed of the UMAP.
+    **kwargs
+        Passed to :func:`scanpy.pl.embedding`.
+    """
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    rep = f"X_{key}"
+    if rep not in adata.obsm:
+        msg = f"`adata.obsm[{rep!r}]` not found; run `ssc.tl.siamese_cluster(adata, key_added={key!r})` first."
+        raise KeyError(msg)
+    colors = [key] if color is None else ([color] if isinstance(color, str) else list(color))
+    for c in colors:
+        if c not in adata.obs and c not in adata.var_names:
+            msg = f"`color={c!r}` is neither a column of `adata.obs` nor a gene in `adata.var_names`."
+            raise KeyError(msg)
+    spatial = spatial_key is not None and spatial_key in adata.obsm
+    bases = (["spatial"] if spatial else []) + ["umap"]
+    n_panels = len(bases) * len(colors)
+
+    if ax is None:
+        fig, axes = plt.subplots(len(colors), len(bases), figsize=(4.6 * len(bases), 4.2 * len(colors)), squeeze=False)
+        axes = list(axes.ravel())
+    else:
+        axes = [ax] if not isinstance(ax, Sequence | np.ndarray) else list(np.ravel(ax))
+        if len(axes) != n_panels:
+            msg = f"`ax` must hold {n_panels} Axes (bases {bases} × colors {colors}), got {len(axes)}."
+            raise ValueError(msg)
+        fig = axes[0].figure
+
+    # A private AnnData so that scanpy's plotting reads `X_spatial`/`X_umap` without us writing them.
+    genes = [c for c in colors if c not in adata.obs]
+    plot_data = AnnData(
+        X=adata.X if genes else None,
+        obs=adata.obs,
+        var=adata.var[[]] if genes else None,
+        uns={k: v for k, v in adata.uns.items() if k.endswith("_colors")},
+    )
+    plot_data.obsm["X_umap"] = _umap_of(adata, key, random_state)
+    adata.obsm[f"X_{key}_umap"] = plot_data.obsm["X_umap"]
+    if spatial:
+        plot_data.obsm["X_spatial"] = np.asarray(adata.obsm[spatial_key])[:, :2]
+    i = 0
+    for c in colors:
+        for basis in bases:
+            sc.pl.embedding(
+                plot_data,
+                basis=basis,
+                color=c,
+                ax=axes[i],
+                show=False,
+                title=f"{c} ({'tissue' if basis == 'spatial' else 'UMAP of ' + rep})",
+                **kwargs,
+            )
+            if basis == "spatial":
+                axes[i].set_aspect("equal")
+                axes[i].invert_yaxis()
+            i += 1
+    for k, v in plot_data.uns.items():  # keep colours consistent across calls, as scanpy does
+        if k.endswith("_colors"):
+            adata.uns[k] = v
+    fig.tight_layout()
+    if show is None:
+        show = sc.settings.autoshow
+    if show:
+        plt.show()
+    if return_fig:
+        return fig
+    return None

@@ -1,0 +1,5 @@
+"""Preprocessing: augmentation."""
+
+from ._augment import augment
+
+__all__ = ["augment"]

@@ -1,0 +1,203 @@
+"""``ssc.tl.siamese_cluster``: the method as one scanpy-style call."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from .. import _validation as val
+from .._constants import DEFAULT_KEY
+
+logger = logging.getLogger("scsiameseclu")
+
+
+def siamese_cluster(
+    adata: AnnData,
+    n_clusters: int | None = None,
+    *,
+    use_rep: str | None = None,
+    layer: str | None = None,
+    connectivity_key: str | None = None,
+    graph_weight: float | None = None,
+    max_epochs: int | None = None,
+    mask_rate: float = 0.2,
+    edge_drop_rate: float = 0.2,
+    edge_add_rate: float = 0.05,
+    network_kwargs: dict | None = None,
+    train_kwargs: dict | None = None,
+    device: str = "auto",
+    random_state: int | None = 0,
+    key_added: str = DEFAULT_KEY,
+    show_progress_bar: bool = True,
+    return_model: bool = False,
+    copy: bool = False,
+):
+    """Cluster cells by Siamese fusion of expression and cell-graph views with OT self-labelling.
+
+    Two augmented views of every cell (masked expression, perturbed graph; fresh every step) pass
+    through a weight-shared MLP (expression) and GAT (graph) whose outputs are fused by a learned
+    gate. The encoder is pre-trained with cross-view cross-correlation, reconstruction and
+    contrastive terms; prototypes are then seeded by k-means and trained jointly with a
+    Sinkhorn-balanced self-labelling term. The graph is used as given and never densified.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with a cell graph in ``obsp`` (``squidpy.gr.spatial_neighbors`` or
+        ``sc.pp.neighbors``).
+    n_clusters
+        Number of clusters. ``None`` picks k in 2–20 by the silhouette of spherical k-means on the
+        pre-trained embedding; the choice is recorded in ``uns[key_added]['n_clusters']``.
+    use_rep
+        ``obsm`` key of the input representation (``"X"`` for ``X``). Default: ``X_pca`` if present,
+        else ``X`` (or ``layer``).
+    layer
+        Layer to use instead of ``X``.
+    connectivity_key
+        ``obsp`` key of the graph; default ``spatial_connectivities`` if present, else
+        ``connectivities``.
+    graph_weight
+        How much the graph branch weighs in the fused embedding, in ``[0, 1]``; the learned gate
+        moves each cell by at most one logit around it. ``None``: 0.8 for a spatial graph (smooth
+        tissue domains), 0.5 for an expression kNN graph. For cell types on a spatial graph use
+        about 0.2; 0 ignores the graph.
+    max_epochs
+        Training epochs (60% pre-training, 40% clustering); default 250. Clustering stops early
+        when fewer than ``tol`` of labels change between checks (a label-free criterion).
+    mask_rate, edge_drop_rate, edge_add_rate
+        Augmentation rates, as in :func:`scsiameseclu.pp.augment`.
+    network_kwargs, train_kwargs
+        Advanced overrides of :class:`~scsiameseclu.module.NetworkConfig` and
+        :class:`~scsiameseclu.module.TrainConfig`.
+    device
+        ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    random_state
+        Seed; the same seed gives identical results on CPU. The global RNG state is not changed.
+    key_added
+        Name of the results.
+    show_progress_bar
+        Show a tqdm bar over epochs.
+    return_model
+        Also return the trained :class:`~scsiameseclu.model.SiameseClusterModel`.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None``, or the copy when ``copy=True`` (with the model, as a tuple, when ``return_model``).
+    Sets:
+
+    ``adata.obs[key_added]``
+        Categorical cluster labels (strings, ``"0"`` the largest cluster).
+    ``adata.obsm[f"X_{key_added}"]``
+        Fused embedding, float32.
+    ``adata.obsm[f"{key_added}_proba"]``
+        Soft cluster assignments, float32, columns in the order of the categories.
+    ``adata.uns[key_added]``
+        ``params`` (every setting, seed, input keys, device), ``n_clusters``, ``loss`` history,
+        ``timings``, ``version``, mean graph ``gate``.
+    """
+    from ..model import SiameseClusterModel
+
+    t_start = time.perf_counter()
+    val.check_adata(adata, copy=copy)
+    key_added = val.check_key_added(key_added)
+    train_kwargs = dict(train_kwargs or {})
+    if max_epochs is not None:
+        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int | np.integer) or max_epochs < 2:
+            msg = f"`max_epochs` must be an int >= 2, got {max_epochs!r}."
+            raise ValueError(msg)
+        n_pre = int(round(0.6 * max_epochs))
+        train_kwargs.update(n_epochs_pretrain=n_pre, n_epochs_cluster=int(max_epochs) - n_pre)
+    augment_kwargs = {
+        "mask_rate": val.check_fraction("mask_rate", mask_rate),
+        "edge_drop_rate": val.check_fraction("edge_drop_rate", edge_drop_rate),
+        "edge_add_rate": _non_negative("edge_add_rate", edge_add_rate),
+    }
+    model = SiameseClusterModel(
+        adata,
+        n_clusters,
+        use_rep=use_rep,
+        layer=layer,
+        connectivity_key=connectivity_key,
+        graph_weight=graph_weight,
+        network_kwargs=network_kwargs,
+        augment_kwargs=augment_kwargs,
+        train_kwargs=train_kwargs,
+    )
+    model.train(device=device, random_state=random_state, show_progress_bar=show_progress_bar)
+    t0 = time.perf_counter()
+    z, proba, gate = model._forward(None)
+    labels, proba = _relabel_by_size(proba)
+    t_infer = time.perf_counter() - t0
+    n_found = proba.shape[1]
+    if n_found < model.n_clusters_fitted:
+        logger.warning("%d of %d clusters ended up empty; %d clusters returned.", model.n_clusters_fitted - n_found, model.n_clusters_fitted, n_found)
+    uns = _uns(model, n_found, gate, timings={**model.history.seconds, "inference": t_infer, "total": time.perf_counter() - t_start})
+
+    # Everything is computed; write in one step so that a failure above leaves `adata` untouched.
+    if copy:
+        adata = adata.copy()
+    elif adata.is_view:
+        adata._init_as_actual(adata.copy())
+    if key_added in adata.obs:
+        logger.warning("Overwriting `adata.obs[%r]`.", key_added)
+    categories = [str(i) for i in range(n_found)]
+    adata.obs[key_added] = pd.Categorical.from_codes(labels, categories=categories)
+    adata.obsm[f"X_{key_added}"] = z
+    adata.obsm[f"{key_added}_proba"] = proba
+    adata.obsm.pop(f"X_{key_added}_umap", None)  # stale plotting cache of an earlier run
+    adata.uns[key_added] = uns
+    adata.uns.pop(f"{key_added}_colors", None)
+    if copy:
+        return (adata, model) if return_model else adata
+    return model if return_model else None
+
+
+def _non_negative(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        msg = f"`{name}` must be a number, got {value!r}."
+        raise TypeError(msg)
+    if not value >= 0:
+        msg = f"`{name}` must be >= 0, got {value!r}."
+        raise ValueError(msg)
+    return float(value)
+
+
+def _relabel_by_size(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels 0..k'-1 with 0 the largest cluster; empty clusters dropped from ``proba``."""
+    hard = proba.argmax(1)
+    counts = np.bincount(hard, minlength=proba.shape[1])
+    order = [c for c in np.argsort(-counts, kind="stable") if counts[c] > 0]
+    remap = np.full(proba.shape[1], -1)
+    remap[order] = np.arange(len(order))
+    proba = proba[:, order]
+    proba = proba / proba.sum(1, keepdims=True)
+    return remap[hard], proba.astype(np.float32)
+
+
+def _uns(model, n_found: int, gate: np.ndarray, timings: dict) -> dict:
+    from .. import __version__
+
+    history = model.history
+    params = {k: ("None" if v is None else v) for k, v in model.params().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            "params": params,
+            "n_clusters": int(n_found),
+            "n_clusters_estimated": model.n_clusters is None,
+            "n_clusters_silhouette": {str(k): v for k, v in model.n_clusters_scores.items()},
+            "loss": np.asarray(history.loss, dtype=np.float32),
+            "loss_terms": {k: np.asarray(v, dtype=np.float32) for k, v in history.terms.items()},
+            "label_change": np.asarray(history.label_change, dtype=np.float32),
+            "stopped_epoch": -1 if history.stopped_epoch is None else int(history.stopped_epoch),
+            "gate_mean": float(np.mean(gate)),
+            "timings": {k: float(v) for k, v in timings.items()},
+            "version": __version__,
+        }
