@@ -34,10 +34,13 @@ class SiameseClusterModel:
         ``obsp`` key of the cell graph; default ``spatial_connectivities`` if present, else
         ``connectivities``. squidpy's short form (``"spatial"``) is accepted.
     graph_weight
-        Prior weight of the graph (GAT) branch in the fusion, in ``[0, 1]``; the learned gate
-        moves each cell by at most one logit around it. ``None``: 0.8 on a squidpy spatial graph
-        (smooth tissue domains), 0.5 otherwise. Use ~0.2 to find cell types on a spatial graph,
-        0 to ignore the graph.
+        How much the graph weighs, in ``[0, 1]``: prior weight of the graph (GAT) branch in the
+        fusion (the learned gate moves each cell by at most one logit around it) and of the
+        neighbours when final assignments are smoothed over the graph. ``None``: 0.8 on a squidpy
+        spatial graph (smooth tissue domains), 0.5 otherwise. Use ~0.2 to find cell types on a
+        spatial graph, 0 to ignore the graph. With ``train_kwargs['init']="auto"`` it also picks
+        how prototypes are seeded: spherical k-means for domains (spatial graph and
+        ``graph_weight >= 0.5``), else Leiden communities with k parts (cell types).
     network_kwargs, augment_kwargs, train_kwargs
         Overrides of :class:`~scsiameseclu.module.NetworkConfig`,
         :class:`~scsiameseclu.module.AugmentConfig`, :class:`~scsiameseclu.module.TrainConfig`.
@@ -69,6 +72,12 @@ class SiameseClusterModel:
         self.network_config = _make_config(NetworkConfig, "network_kwargs", network_kwargs, graph_weight=self.graph_weight)
         self.augment_config = _make_config(AugmentConfig, "augment_kwargs", augment_kwargs)
         self.train_config = _make_config(TrainConfig, "train_kwargs", train_kwargs)
+        if self.train_config.init == "auto":
+            domains = self.connectivity_key.startswith("spatial") and self.graph_weight >= 0.5
+            self.train_config = replace(self.train_config, init="kmeans" if domains else "leiden")
+        if self.train_config.init not in ("kmeans", "leiden"):
+            msg = f"`train_kwargs['init']` must be 'auto', 'kmeans' or 'leiden', got {self.train_config.init!r}."
+            raise ValueError(msg)
         mat, self.input_source = val.get_features(adata, use_rep=use_rep, layer=layer)
         self._graph = val.get_graph(adata, self.connectivity_key)
         self._x, self.feature_index, self.input_scale = val.feature_matrix(mat)
@@ -140,7 +149,10 @@ class SiameseClusterModel:
         return x, graph_to_pairs(val.get_graph(adata, key))
 
     def _forward(self, adata: AnnData | None):
+        """Embedding, soft assignments refined over the graph (weight ``graph_weight``) and gate."""
         import torch
+
+        from ..module import propagate
 
         self._check_trained()
         x, pairs = self._inputs(adata)
@@ -152,6 +164,7 @@ class SiameseClusterModel:
             z, gate = self.network.embed(x, edge_index)
             scores = self.network.cluster_scores(z)
             proba = torch.softmax(scores / self.train_config.cluster_temperature, dim=1)
+            proba = propagate(proba, edge_index, self.graph_weight)
         return z.cpu().numpy().astype(np.float32), proba.cpu().numpy().astype(np.float32), gate.cpu().numpy()
 
     def get_latent_representation(self, adata: AnnData | None = None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Training loop: pre-train the Siamese encoder, seed prototypes by k-means, then train jointly."""
+"""Training loop: pre-train the Siamese encoder, seed prototypes (Leiden), then train jointly."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from tqdm.auto import tqdm
 
 from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
+from ._init import initial_prototypes
 
 logger = logging.getLogger("scsiameseclu")
 
@@ -42,13 +42,6 @@ def embed_all(net: SiameseNetwork, x: torch.Tensor, edge_index: torch.Tensor) ->
     z, gate = net.embed(x, edge_index)
     net.train()
     return z, gate
-
-
-def kmeans_centres(z: np.ndarray, n_clusters: int, random_state: int) -> np.ndarray:
-    """Spherical k-means start: k-means on L2-normalised embeddings, 10 restarts."""
-    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    km = KMeans(n_clusters, n_init=10, random_state=random_state).fit(zn)
-    return km.cluster_centers_
 
 
 def fit(
@@ -92,18 +85,17 @@ def fit(
     t0 = time.perf_counter()
     z, _ = embed_all(net, x, edge_index)
     z_np = z.cpu().numpy()
-    if n_clusters_fn is not None:
-        k = int(n_clusters_fn(z_np))
-        if k != net.n_clusters:
-            optimizer.param_groups[0]["params"] = [p for p in optimizer.param_groups[0]["params"] if p is not net.prototypes]
-            net.prototypes = torch.nn.Parameter(torch.zeros(k, z.shape[1], device=x.device))
-    centres = kmeans_centres(z_np, net.n_clusters, random_state)
+    if n_clusters_fn is not None and (k := int(n_clusters_fn(z_np))) != net.n_clusters:
+        # The prototypes had no gradient yet; swap the tensor in the optimiser too.
+        group = optimizer.param_groups[0]
+        group["params"] = [p for p in group["params"] if p is not net.prototypes]
+        net.prototypes = torch.nn.Parameter(torch.zeros(k, z.shape[1], device=x.device))
+        optimizer.add_param_group({"params": [net.prototypes]})
+    centres = initial_prototypes(z_np, net.n_clusters, random_state, train.init)
     net.set_prototypes(torch.as_tensor(centres, dtype=z.dtype, device=x.device))
     labels = net.cluster_scores(z).argmax(1)
     sizes = torch.bincount(labels, minlength=net.n_clusters).float() / x.shape[0]
     history.seconds["init_prototypes"] = time.perf_counter() - t0
-    if n_clusters_fn is not None:  # the prototype tensor was replaced
-        optimizer.add_param_group({"params": [net.prototypes]})
     for group in optimizer.param_groups:
         group["lr"] = train.learning_rate * train.cluster_lr_scale
 

@@ -5,7 +5,7 @@ from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder
 from ._losses import contrastive_loss, cross_correlation_loss, reconstruction_loss, swapped_assignment_loss
 from ._network import SiameseNetwork, draw_view, training_step
-from ._sinkhorn import sinkhorn
+from ._sinkhorn import propagate, sinkhorn
 
 __all__ = [
     "AugmentConfig",
@@ -20,6 +20,7 @@ __all__ = [
     "draw_view",
     "mask_features",
     "perturb_edges",
+    "propagate",
     "reconstruction_loss",
     "sinkhorn",
     "swapped_assignment_loss",

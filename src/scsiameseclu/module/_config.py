@@ -35,10 +35,11 @@ class AugmentConfig:
 class NetworkConfig:
     """Sizes of the Siamese network."""
 
-    n_hidden: int = 128
+    n_hidden: int = 64
     n_latent: int = 32
     n_gat_layers: int = 2
     gat_heads: int = 1
+    n_hops: int = 0
     graph_weight: float = 0.5
 
 
@@ -53,17 +54,19 @@ class TrainConfig:
     w_correlation: float = 1.0
     w_reconstruction: float = 1.0
     w_contrastive: float = 0.5
-    w_cluster: float = 1.0
+    w_cluster: float = 0.5
     contrastive_temperature: float = 0.5
     contrastive_max_cells: int = 1024
     cluster_temperature: float = 0.2
     sinkhorn_epsilon: float = 0.2
     sinkhorn_iters: int = 3
-    balance: float = 0.25
+    balance: float = 0.1
     size_momentum: float = 0.9
     tol: float = 1e-3
     teacher: bool = True
     cluster_lr_scale: float = 0.1
+    # "kmeans" or "leiden" seeding of the prototypes; "auto" is resolved by the model layer.
+    init: str = "auto"
 
 
 def to_dict(*configs) -> dict:

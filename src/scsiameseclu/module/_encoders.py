@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 from torch_geometric.nn import GATConv
+from torch_geometric.utils import scatter
 
 
 class ExpressionEncoder(nn.Module):
@@ -22,18 +23,32 @@ class ExpressionEncoder(nn.Module):
         return self.net(x)
 
 
-class GraphEncoder(nn.Module):
-    """Graph-attention network over the cell graph (sparse ``edge_index``)."""
+def neighbourhood_features(x: torch.Tensor, edge_index: torch.Tensor, n_hops: int) -> torch.Tensor:
+    """``[x, Ax, A²x, …]`` with ``A`` the row-normalised adjacency (mean over neighbours), sparse."""
+    feats, h = [x], x
+    for _ in range(n_hops):
+        h = scatter(h[edge_index[0]], edge_index[1], dim=0, dim_size=x.shape[0], reduce="mean")
+        feats.append(h)
+    return torch.cat(feats, dim=1)
 
-    def __init__(self, n_input: int, n_hidden: int, n_latent: int, n_layers: int = 2, heads: int = 1):
+
+class GraphEncoder(nn.Module):
+    """Graph-attention network over the cell graph (sparse ``edge_index``).
+
+    Its input is the cell's features concatenated with their means over 1…``n_hops`` hops of the
+    (perturbed) graph, so that the attention layers see a wider neighbourhood than their depth.
+    """
+
+    def __init__(self, n_input: int, n_hidden: int, n_latent: int, n_layers: int = 2, heads: int = 1, n_hops: int = 0):
         super().__init__()
-        dims = [n_input] + [n_hidden] * (n_layers - 1)
+        self.n_hops = n_hops
+        dims = [n_input * (n_hops + 1)] + [n_hidden] * (n_layers - 1)
         self.convs = nn.ModuleList(GATConv(d, n_hidden // heads, heads=heads) for d in dims)
         self.norms = nn.ModuleList(nn.LayerNorm(n_hidden) for _ in dims)
         self.out = nn.Linear(n_hidden, n_latent)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        h = x
+        h = neighbourhood_features(x, edge_index, self.n_hops) if self.n_hops else x
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = nn.functional.elu(norm(conv(h, edge_index)))
         return self.out(h)

@@ -26,7 +26,7 @@ class SiameseNetwork(nn.Module):
         self.config = config
         h, d = config.n_hidden, config.n_latent
         self.expression = ExpressionEncoder(n_input, h, d)
-        self.graph = GraphEncoder(n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads)
+        self.graph = GraphEncoder(n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads, n_hops=config.n_hops)
         self.fusion = GatedFusion(d, config.graph_weight)
         self.decoder = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, n_input))
         self.prototypes = nn.Parameter(F.normalize(torch.randn(n_clusters, d), dim=1))
@@ -49,9 +49,10 @@ class SiameseNetwork(nn.Module):
 
     @torch.no_grad()
     def set_prototypes(self, centers: torch.Tensor) -> None:
-        """Replace the prototypes (e.g. by k-means centres of the embedding)."""
-        if centers.shape[0] != self.n_clusters:
-            self.prototypes = nn.Parameter(torch.empty_like(centers))
+        """Overwrite the prototypes in place (e.g. with cluster centres of the embedding)."""
+        if centers.shape != self.prototypes.shape:
+            msg = f"`centers` must have shape {tuple(self.prototypes.shape)}, got {tuple(centers.shape)}."
+            raise ValueError(msg)
         self.prototypes.copy_(F.normalize(centers, dim=1))
 
 
@@ -63,10 +64,15 @@ class StepOutput:
 
 
 def draw_view(
-    x: torch.Tensor, pairs: torch.Tensor, augment: AugmentConfig, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One augmented view: masked/noised features and a perturbed symmetric ``edge_index``."""
+    x: torch.Tensor, pairs: torch.Tensor, augment: AugmentConfig, generator: torch.Generator, *, graph: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One augmented view: masked/noised features and a perturbed symmetric ``edge_index``.
+
+    With ``graph=False`` (graph branch switched off) no edges are drawn.
+    """
     x_aug = mask_features(x, augment.mask_rate, augment.noise_std, generator=generator)
+    if not graph:
+        return x_aug, None
     edge_index = perturb_edges(
         pairs,
         x.shape[0],
@@ -91,7 +97,8 @@ def training_step(
     cluster_weights: torch.Tensor | None = None,
 ) -> StepOutput:
     """Losses for two fresh views of ``(x, pairs)``; the clustering term only when ``cluster``."""
-    (x1, e1), (x2, e2) = draw_view(x, pairs, augment, generator), draw_view(x, pairs, augment, generator)
+    graph = net.fusion.graph_weight > 0
+    (x1, e1), (x2, e2) = (draw_view(x, pairs, augment, generator, graph=graph) for _ in range(2))
     z1, _ = net.embed(x1, e1)
     z2, _ = net.embed(x2, e2)
     terms = {

@@ -34,3 +34,21 @@ def sinkhorn(
         log_q = log_q - torch.logsumexp(log_q, dim=0, keepdim=True) + log_c
         log_q = log_q - torch.logsumexp(log_q, dim=1, keepdim=True) + log_r
     return torch.exp(log_q) * n
+
+
+@torch.no_grad()
+def propagate(proba: torch.Tensor, edge_index: torch.Tensor, alpha: float, n_iters: int = 10) -> torch.Tensor:
+    """Smooth soft assignments over the graph: ``P ← (1 - alpha)·P0 + alpha·mean_neighbours(P)``.
+
+    Propagation with restart (APPNP); O(E·K) per iteration. ``alpha = 0`` returns ``proba``.
+    Cells without neighbours keep ``(1 - alpha)·P0 + alpha·0`` before renormalisation, i.e. ``P0``.
+    """
+    from torch_geometric.utils import scatter
+
+    if alpha <= 0 or edge_index.numel() == 0:
+        return proba
+    p = proba
+    for _ in range(n_iters):
+        mean = scatter(p[edge_index[0]], edge_index[1], dim=0, dim_size=p.shape[0], reduce="mean")
+        p = (1 - alpha) * proba + alpha * mean
+    return p / p.sum(1, keepdim=True).clamp_min(1e-12)

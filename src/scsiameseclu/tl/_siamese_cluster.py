@@ -43,7 +43,8 @@ def siamese_cluster(
     through a weight-shared MLP (expression) and GAT (graph) whose outputs are fused by a learned
     gate. The encoder is pre-trained with cross-view cross-correlation, reconstruction and
     contrastive terms; prototypes are then seeded by k-means and trained jointly with a
-    Sinkhorn-balanced self-labelling term. The graph is used as given and never densified.
+    Sinkhorn-balanced self-labelling term. Final soft assignments are smoothed over the graph
+    (propagation with restart). The graph is used as given and never densified.
 
     Parameters
     ----------
@@ -62,10 +63,11 @@ def siamese_cluster(
         ``obsp`` key of the graph; default ``spatial_connectivities`` if present, else
         ``connectivities``.
     graph_weight
-        How much the graph branch weighs in the fused embedding, in ``[0, 1]``; the learned gate
-        moves each cell by at most one logit around it. ``None``: 0.8 for a spatial graph (smooth
-        tissue domains), 0.5 for an expression kNN graph. For cell types on a spatial graph use
-        about 0.2; 0 ignores the graph.
+        How much the graph weighs, in ``[0, 1]``: the prior weight of the graph branch in the fused
+        embedding (the learned gate moves each cell by at most one logit around it) and the weight
+        of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.8
+        for a spatial graph (smooth tissue domains), 0.5 for an expression kNN graph. For cell
+        types on a spatial graph use about 0.2; 0 ignores the graph.
     max_epochs
         Training epochs (60% pre-training, 40% clustering); default 250. Clustering stops early
         when fewer than ``tol`` of labels change between checks (a label-free criterion).

@@ -1,0 +1,89 @@
+import copy
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scanpy as sc
+from scipy import sparse
+
+import scsiameseclu as ssc
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+FAST = {"max_epochs": 30, "show_progress_bar": False}
+
+logging.getLogger("squidpy").setLevel(logging.ERROR)
+
+
+def _spatial_graph(adata):
+    import squidpy as sq
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
+
+
+@pytest.fixture(scope="session")
+def _tissue():
+    adata = ssc.datasets.synthetic_tissue(400, n_domains=4, n_genes=100, random_state=1)
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    sc.pp.pca(adata, n_comps=20, random_state=0)
+    _spatial_graph(adata)
+    return adata
+
+
+@pytest.fixture
+def tissue(_tissue):
+    """400 cells, 4 planted layers, log-normalised X, X_pca and a squidpy spatial graph."""
+    return _tissue.copy()
+
+
+@pytest.fixture
+def knn(_tissue):
+    """The same cells with a scanpy kNN graph only (dissociated-cell setting)."""
+    adata = _tissue.copy()
+    del adata.obsp["spatial_connectivities"], adata.obsp["spatial_distances"]
+    sc.pp.neighbors(adata, n_neighbors=10, random_state=0)
+    return adata
+
+
+def snapshot(adata):
+    """Deep copy of everything a call could touch."""
+    return {
+        "X": adata.X.copy(),
+        "obs": adata.obs.copy(),
+        "obsm": {k: v.copy() for k, v in adata.obsm.items()},
+        "obsp": {k: v.copy() for k, v in adata.obsp.items()},
+        "layers": {k: v.copy() for k, v in adata.layers.items()},
+        "uns": copy.deepcopy(dict(adata.uns)),
+    }
+
+
+def _equal(a, b):
+    if sparse.issparse(a) or sparse.issparse(b):
+        if not (sparse.issparse(a) and sparse.issparse(b)) or a.shape != b.shape:
+            return False
+        a, b = sparse.csr_matrix(a), sparse.csr_matrix(b)
+        return all(np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True) for f in ("indptr", "indices", "data"))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+    return bool(a == b)
+
+
+def assert_unchanged(adata, before):
+    after = snapshot(adata)
+    assert after["obs"].equals(before["obs"])
+    for key in ("X", "obsm", "obsp", "layers", "uns"):
+        assert _equal(after[key], before[key]), key
+
+
+def require_shared(name):
+    path = SHARED_DATA / f"{name}.h5ad"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    return path

@@ -1,0 +1,223 @@
+import random
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import torch
+from conftest import FAST, assert_unchanged, snapshot
+from scipy import sparse
+from sklearn.metrics import adjusted_rand_score
+
+import scsiameseclu as ssc
+
+
+def test_outputs(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    labels = tissue.obs["ssc"]
+    assert isinstance(labels.dtype, pd.CategoricalDtype)
+    assert all(isinstance(c, str) for c in labels.cat.categories)
+    assert list(labels.cat.categories) == [str(i) for i in range(len(labels.cat.categories))]
+    counts = labels.value_counts(sort=False).to_numpy()
+    assert (np.diff(counts) <= 0).all()  # "0" is the largest
+    z = tissue.obsm["X_ssc"]
+    assert z.dtype == np.float32 and z.shape[0] == tissue.n_obs
+    proba = tissue.obsm["ssc_proba"]
+    assert proba.dtype == np.float32 and proba.shape == (tissue.n_obs, len(labels.cat.categories))
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    assert (proba.argmax(1) == labels.cat.codes.to_numpy()).all()
+    uns = tissue.uns["ssc"]
+    assert uns["params"]["random_state"] == 0
+    assert uns["params"]["connectivity_key"] == "spatial_connectivities"
+    assert uns["params"]["input"] == "obsm['X_pca']"
+    assert uns["params"]["device"] == "cpu"
+    assert uns["params"]["graph_weight"] == 0.8
+    assert uns["version"] == ssc.__version__
+    assert len(uns["loss"]) <= 30 and np.isfinite(uns["loss"]).all()
+    assert {"pretrain", "cluster", "total"} <= set(uns["timings"])
+    assert adjusted_rand_score(tissue.obs["domain"], labels) > 0.5
+
+
+def test_writes_h5ad(tissue, tmp_path):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    tissue.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    assert back.obs["ssc"].equals(tissue.obs["ssc"])
+
+
+def test_copy(tissue):
+    before = snapshot(tissue)
+    out = ssc.tl.siamese_cluster(tissue, n_clusters=4, copy=True, **FAST)
+    assert isinstance(out, ad.AnnData) and "ssc" in out.obs
+    assert_unchanged(tissue, before)
+    assert ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST) is None
+
+
+def test_key_added_keeps_both(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, key_added="a", **FAST)
+    ssc.tl.siamese_cluster(tissue, n_clusters=3, key_added="b", **FAST)
+    assert {"a", "b"} <= set(tissue.obs) and {"X_a", "X_b", "a_proba", "b_proba"} <= set(tissue.obsm)
+    assert tissue.obs["a"].nunique() == 4 and tissue.obs["b"].nunique() == 3
+
+
+def test_determinism_and_global_rng(tissue):
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    states = torch.random.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate()
+    a = ssc.tl.siamese_cluster(tissue, n_clusters=4, random_state=7, copy=True, **FAST)
+    b = ssc.tl.siamese_cluster(tissue, n_clusters=4, random_state=7, copy=True, **FAST)
+    c = ssc.tl.siamese_cluster(tissue, n_clusters=4, random_state=8, copy=True, **FAST)
+    assert torch.equal(states[0], torch.random.get_rng_state())
+    assert np.array_equal(states[1], np.random.get_state()[1])
+    assert states[2] == random.getstate()
+    assert a.obs["ssc"].equals(b.obs["ssc"])
+    np.testing.assert_array_equal(a.obsm["X_ssc"], b.obsm["X_ssc"])
+    assert not np.array_equal(a.obsm["X_ssc"], c.obsm["X_ssc"])
+
+
+def test_random_state_none_is_recorded(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, random_state=None, **FAST)
+    assert isinstance(tissue.uns["ssc"]["params"]["random_state"], int)
+
+
+def test_estimates_n_clusters(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=None, **FAST)
+    uns = tissue.uns["ssc"]
+    assert uns["n_clusters_estimated"]
+    assert 2 <= uns["n_clusters"] <= 20
+    assert uns["n_clusters"] == tissue.obs["ssc"].nunique()
+    assert len(uns["n_clusters_silhouette"]) > 1
+
+
+def test_knn_graph_from_scanpy(knn):
+    # sc.pp.neighbors must work in this environment (pynndescent < 0.7 with scanpy 1.11).
+    assert "connectivities" in knn.obsp
+    ssc.tl.siamese_cluster(knn, n_clusters=4, **FAST)
+    assert knn.uns["ssc"]["params"]["connectivity_key"] == "connectivities"
+    assert knn.uns["ssc"]["params"]["graph_weight"] == 0.5
+
+
+def test_graph_weight_zero_ignores_graph(tissue):
+    a = ssc.tl.siamese_cluster(tissue, n_clusters=4, graph_weight=0.0, copy=True, **FAST)
+    other = tissue.copy()
+    other.obsp["spatial_connectivities"] = sparse.random(other.n_obs, other.n_obs, density=0.02, format="csr", random_state=0)
+    b = ssc.tl.siamese_cluster(other, n_clusters=4, graph_weight=0.0, copy=True, **FAST)
+    assert a.uns["ssc"]["gate_mean"] == 0.0
+    np.testing.assert_allclose(a.obsm["X_ssc"], b.obsm["X_ssc"], atol=1e-5)
+
+
+def test_connectivity_key_short_form(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, connectivity_key="spatial", **FAST)
+    assert tissue.uns["ssc"]["params"]["connectivity_key"] == "spatial_connectivities"
+
+
+@pytest.mark.parametrize("kind", ["csr", "csc", "dense", "float64", "int"])
+def test_input_types(tissue, kind):
+    counts = tissue.layers["counts"]
+    x = {
+        "csr": sparse.csr_matrix(tissue.X),
+        "csc": sparse.csc_matrix(tissue.X),
+        "dense": tissue.X.toarray(),
+        "float64": tissue.X.toarray().astype(np.float64),
+        "int": counts.toarray().astype(np.int64),
+    }[kind]
+    tissue.X = x
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, use_rep="X", **FAST)
+    assert tissue.obs["ssc"].nunique() >= 2
+    assert tissue.uns["ssc"]["params"]["input"] == "X"
+
+
+def test_layer_input(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, layer="counts", **FAST)
+    assert tissue.uns["ssc"]["params"]["input"] == "layers['counts']"
+
+
+def test_view_is_materialised(tissue):
+    view = tissue[:300]
+    with pytest.warns(UserWarning, match="view"):
+        ssc.tl.siamese_cluster(view, n_clusters=3, **FAST)
+    assert not view.is_view and "ssc" in view.obs
+
+
+def test_return_model_and_predict_new_cells(tissue):
+    model = ssc.tl.siamese_cluster(tissue, n_clusters=4, return_model=True, use_rep="X", **FAST)
+    assert isinstance(model, ssc.model.SiameseClusterModel)
+    np.testing.assert_allclose(model.get_latent_representation(), tissue.obsm["X_ssc"], atol=1e-5)
+    new = ssc.datasets.synthetic_tissue(150, n_domains=4, n_genes=100, random_state=1)
+    sc.pp.normalize_total(new)
+    sc.pp.log1p(new)
+    import squidpy as sq
+
+    sq.gr.spatial_neighbors(new, coord_type="generic", n_neighs=6)
+    z = model.get_latent_representation(new)
+    assert z.shape == (150, model.network_config.n_latent)
+    proba = model.predict(new, soft=True)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    assert model.predict(new).shape == (150,)
+
+
+def test_untrained_model_raises(tissue):
+    model = ssc.model.SiameseClusterModel(tissue, 4)
+    with pytest.raises(RuntimeError, match="train"):
+        model.predict()
+
+
+def test_augment(tissue):
+    ssc.pp.augment(tissue, use_rep="X", mask_rate=0.3, edge_drop_rate=0.25, edge_add_rate=0.1)
+    view = tissue.layers["ssc_augmented"]
+    assert sparse.issparse(view) and view.shape == tissue.shape
+    info = tissue.uns["ssc_augmented"]
+    assert abs(info["fraction_masked"] - 0.3) < 0.02
+    assert abs(info["n_edges_dropped"] / info["n_edges"] - 0.25) < 0.05
+    assert 0 < info["n_edges_added"] <= round(0.1 * info["n_edges"])
+    graph = tissue.obsp["ssc_augmented_connectivities"]
+    assert sparse.issparse(graph) and (graph != graph.T).nnz == 0 and graph.diagonal().sum() == 0
+
+
+def test_augment_obsm_and_determinism(tissue):
+    a = ssc.pp.augment(tissue, random_state=1, copy=True)
+    b = ssc.pp.augment(tissue, random_state=1, copy=True)
+    c = ssc.pp.augment(tissue, random_state=2, copy=True)
+    assert a.obsm["ssc_augmented"].shape == tissue.obsm["X_pca"].shape
+    np.testing.assert_array_equal(a.obsm["ssc_augmented"], b.obsm["ssc_augmented"])
+    assert (a.obsp["ssc_augmented_connectivities"] != b.obsp["ssc_augmented_connectivities"]).nnz == 0
+    assert not np.array_equal(a.obsm["ssc_augmented"], c.obsm["ssc_augmented"])
+    assert "ssc_augmented" not in tissue.obsm
+
+
+def test_plot_spatial_and_umap(tissue):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    sc.pp.neighbors(tissue, random_state=0)
+    sc.tl.umap(tissue, random_state=0)
+    before_umap = tissue.obsm["X_umap"].copy()
+    before_conn = tissue.obsp["connectivities"].copy()
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    fig = ssc.pl.embedding(tissue, show=False, return_fig=True)
+    assert len(fig.axes) >= 2
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("tissue" in t for t in titles) and any("UMAP" in t for t in titles)
+    np.testing.assert_array_equal(tissue.obsm["X_umap"], before_umap)
+    assert (tissue.obsp["connectivities"] != before_conn).nnz == 0
+    assert tissue.obsm["X_ssc_umap"].shape == (tissue.n_obs, 2)
+    fig2 = ssc.pl.embedding(tissue, color=["ssc", "domain"], show=False, return_fig=True)
+    assert len([a for a in fig2.axes if a.get_title()]) == 4
+
+
+def test_plot_umap_only(knn):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    del knn.obsm["spatial"]
+    ssc.tl.siamese_cluster(knn, n_clusters=4, **FAST)
+    fig, ax = plt.subplots()
+    assert ssc.pl.embedding(knn, ax=ax, show=False) is None
+    assert "UMAP" in ax.get_title()
+    with pytest.raises(ValueError, match="ax"):
+        ssc.pl.embedding(knn, ax=[ax, ax], show=False)
+    with pytest.raises(KeyError, match="siamese_cluster"):
+        ssc.pl.embedding(knn, key="other", show=False)

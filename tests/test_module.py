@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+import torch
+
+from scsiameseclu.module import (
+    AugmentConfig,
+    GatedFusion,
+    NetworkConfig,
+    SiameseNetwork,
+    TrainConfig,
+    cross_correlation_loss,
+    mask_features,
+    perturb_edges,
+    sinkhorn,
+    training_step,
+)
+
+
+def _pairs(n=500, k=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    i = torch.arange(n).repeat_interleave(k)
+    j = torch.randint(0, n, (n * k,), generator=g)
+    keep = i != j
+    lo, hi = torch.minimum(i[keep], j[keep]), torch.maximum(i[keep], j[keep])
+    keys = torch.unique(lo * n + hi)
+    return torch.stack([keys // n, keys % n])
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5])
+def test_mask_rate(rate):
+    x = torch.ones(2000, 50)
+    out = mask_features(x, rate, generator=torch.Generator().manual_seed(0))
+    assert abs(float((out == 0).float().mean()) - rate) < 0.01
+    assert out.shape == x.shape
+
+
+def test_mask_deterministic_and_noise():
+    x = torch.ones(100, 10)
+    a = mask_features(x, 0.3, 0.5, generator=torch.Generator().manual_seed(3))
+    b = mask_features(x, 0.3, 0.5, generator=torch.Generator().manual_seed(3))
+    c = mask_features(x, 0.3, 0.5, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert abs(float((a - mask_features(x, 0.3, 0.0, generator=torch.Generator().manual_seed(3))).std()) - 0.5) < 0.1
+
+
+@pytest.mark.parametrize("mode", ["random", "similar"])
+def test_perturb_edges_rates(mode):
+    n = 500
+    pairs = _pairs(n)
+    x = torch.randn(n, 8)
+    out = perturb_edges(pairs, n, 0.3, 0.1, x=x, add_mode=mode, generator=torch.Generator().manual_seed(0))
+    # symmetric, no self-loops
+    keys = set(map(tuple, out.T.tolist()))
+    assert all((j, i) in keys for i, j in keys)
+    assert not (out[0] == out[1]).any()
+    undirected = {(min(i, j), max(i, j)) for i, j in keys}
+    original = set(map(tuple, pairs.T.tolist()))
+    kept = len(undirected & original)
+    added = len(undirected - original)
+    assert abs(kept / pairs.shape[1] - 0.7) < 0.05
+    assert 0 < added <= round(0.1 * pairs.shape[1])
+
+
+def test_similar_edges_are_similar():
+    n = 400
+    x = torch.cat([torch.randn(n // 2, 4) + 5, torch.randn(n // 2, 4) - 5])
+    pairs = _pairs(n)
+    out = perturb_edges(pairs, n, 0.0, 0.2, x=x, add_mode="similar", generator=torch.Generator().manual_seed(0))
+    original = set(map(tuple, pairs.T.tolist()))
+    new = [(i, j) for i, j in out.T.tolist() if i < j and (i, j) not in original]
+    same_group = np.mean([(i < n // 2) == (j < n // 2) for i, j in new])
+    assert same_group > 0.95
+
+
+def test_perturb_edges_bad_mode():
+    with pytest.raises(ValueError, match="add_mode"):
+        perturb_edges(_pairs(50), 50, 0.1, 0.1, add_mode="nope")
+
+
+@pytest.mark.parametrize("weights", [None, torch.tensor([0.5, 0.3, 0.2])])
+def test_sinkhorn_marginals(weights):
+    scores = torch.randn(600, 3, generator=torch.Generator().manual_seed(0))
+    q = sinkhorn(scores, weights, epsilon=0.5, n_iters=50)
+    assert torch.allclose(q.sum(1), torch.ones(600), atol=1e-4)
+    target = torch.full((3,), 1 / 3) if weights is None else weights
+    assert torch.allclose(q.mean(0), target, atol=1e-3)
+    assert (q >= 0).all()
+
+
+def test_cross_correlation_identity_is_minimum():
+    z = torch.linalg.qr(torch.randn(1000, 16)).Q * np.sqrt(1000)
+    z = z - z.mean(0)
+    assert float(cross_correlation_loss(z, z)) < 1e-3
+    assert float(cross_correlation_loss(z, torch.randn(1000, 16))) > 0.5
+
+
+def test_fusion_extremes():
+    z_e, z_g = torch.randn(10, 4), torch.randn(10, 4)
+    assert torch.equal(GatedFusion(4, 0.0)(z_e, z_g)[0], z_e)
+    assert torch.equal(GatedFusion(4, 1.0)(z_e, z_g)[0], z_g)
+    fusion = GatedFusion(4, 0.8)
+    torch.nn.init.normal_(fusion.gate.weight, std=10.0)
+    _, gate = fusion(z_e, z_g)
+    logit = torch.logit(gate)
+    assert (logit - np.log(0.8 / 0.2)).abs().max() <= 1.0 + 1e-5
+
+
+def test_training_loss_finite_and_decreases():
+    torch.manual_seed(0)
+    n = 300
+    labels = torch.arange(n) % 3
+    x = torch.randn(n, 10) + 3 * torch.nn.functional.one_hot(labels, 10)[:, :10].float()
+    pairs = _pairs(n)
+    net = SiameseNetwork(10, 3, NetworkConfig(n_hidden=32, n_latent=8))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    losses = []
+    for step in range(60):
+        out = training_step(net, x, pairs, AugmentConfig(), TrainConfig(), g, cluster=step >= 30)
+        assert torch.isfinite(out.loss)
+        assert all(np.isfinite(v) for v in out.terms.values())
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(float(out.loss.detach()))
+    assert np.mean(losses[20:30]) < np.mean(losses[:10])
+    assert np.mean(losses[50:60]) < np.mean(losses[30:40])
+
+
+def test_no_per_cell_parameters():
+    net = SiameseNetwork(10, 4)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert n_params == sum(p.numel() for p in SiameseNetwork(10, 4).parameters())
+    for n in (5, 50):
+        z, _ = net.embed(torch.randn(n, 10), _pairs(n, 2))
+        assert z.shape == (n, NetworkConfig().n_latent)
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), [(AugmentConfig, {"mask_rate": 1.0}), (AugmentConfig, {"edge_add_rate": -1}), (AugmentConfig, {"edge_add_mode": "x"})])
+def test_config_errors(cls, kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        cls(**kwargs)
