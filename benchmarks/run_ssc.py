@@ -110,15 +110,23 @@ def main() -> None:
     runs = []
     for name in names:
         for seed in args.seeds:
-            res = subprocess.run([sys.executable, __file__, "--one", name, str(seed)], capture_output=True, text=True, check=False)
+            res = subprocess.run(
+                [sys.executable, __file__, "--one", name, str(seed)], capture_output=True, text=True, check=False
+            )
             if res.returncode != 0:
                 sys.stderr.write(res.stderr[-2000:])
                 sys.exit(f"{name} seed {seed} failed")
             run = json.loads(res.stdout.strip().splitlines()[-1])
             runs.append(run)
             sys.stderr.write(f"{name} seed={seed} ARI={run['ari']:.3f} ssc={run['seconds_ssc']:.1f}s\n")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    meta = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "python": platform.python_version(), "git_commit": commit}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    meta = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+        "git_commit": commit,
+    }
     (args.out / "ssc_defaults.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     header = (
         "# ssc with defaults and the true k\n\n"

@@ -16,7 +16,7 @@ FAST = {"max_epochs": 30, "show_progress_bar": False}
 logging.getLogger("squidpy").setLevel(logging.ERROR)
 
 
-def _spatial_graph(adata):
+def spatial_graph(adata):
     import squidpy as sq
 
     with warnings.catch_warnings():
@@ -31,7 +31,7 @@ def _tissue():
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     sc.pp.pca(adata, n_comps=20, random_state=0)
-    _spatial_graph(adata)
+    spatial_graph(adata)
     return adata
 
 

@@ -32,7 +32,7 @@ def test_outputs(tissue):
     assert uns["params"]["connectivity_key"] == "spatial_connectivities"
     assert uns["params"]["input"] == "obsm['X_pca']"
     assert uns["params"]["device"] == "cpu"
-    assert uns["params"]["graph_weight"] == 0.8
+    assert uns["params"]["graph_weight"] == 0.9
     assert uns["version"] == ssc.__version__
     assert len(uns["loss"]) <= 30 and np.isfinite(uns["loss"]).all()
     assert {"pretrain", "cluster", "total"} <= set(uns["timings"])
@@ -102,7 +102,9 @@ def test_knn_graph_from_scanpy(knn):
 def test_graph_weight_zero_ignores_graph(tissue):
     a = ssc.tl.siamese_cluster(tissue, n_clusters=4, graph_weight=0.0, copy=True, **FAST)
     other = tissue.copy()
-    other.obsp["spatial_connectivities"] = sparse.random(other.n_obs, other.n_obs, density=0.02, format="csr", random_state=0)
+    other.obsp["spatial_connectivities"] = sparse.random(
+        other.n_obs, other.n_obs, density=0.02, format="csr", random_state=0
+    )
     b = ssc.tl.siamese_cluster(other, n_clusters=4, graph_weight=0.0, copy=True, **FAST)
     assert a.uns["ssc"]["gate_mean"] == 0.0
     np.testing.assert_allclose(a.obsm["X_ssc"], b.obsm["X_ssc"], atol=1e-5)
@@ -156,6 +158,9 @@ def test_return_model_and_predict_new_cells(tissue):
     proba = model.predict(new, soft=True)
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
     assert model.predict(new).shape == (150,)
+    new.var_names = [f"other_{i}" for i in range(new.n_vars)]
+    with pytest.warns(UserWarning, match="var_names"):
+        model.predict(new)
 
 
 def test_untrained_model_raises(tissue):

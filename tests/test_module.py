@@ -136,7 +136,14 @@ def test_no_per_cell_parameters():
         assert z.shape == (n, NetworkConfig().n_latent)
 
 
-@pytest.mark.parametrize(("cls", "kwargs"), [(AugmentConfig, {"mask_rate": 1.0}), (AugmentConfig, {"edge_add_rate": -1}), (AugmentConfig, {"edge_add_mode": "x"})])
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [
+        (AugmentConfig, {"mask_rate": 1.0}),
+        (AugmentConfig, {"edge_add_rate": -1}),
+        (AugmentConfig, {"edge_add_mode": "x"}),
+    ],
+)
 def test_config_errors(cls, kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         cls(**kwargs)

@@ -14,18 +14,43 @@ def _set(adata, slot, key, value):
 
 BAD = {
     "nan_rep": (lambda a: a.obsm["X_pca"].__setitem__((0, 0), np.nan), {}, ValueError, "NaN"),
-    "inf_X": (lambda a: setattr(a, "X", _with(a.X.toarray(), (1, 1), np.inf)), {"use_rep": "X"}, ValueError, "infinite"),
-    "negative_int_layer": (lambda a: _set(a, "layers", "c", -np.ones(a.shape, dtype=np.int32)), {"layer": "c"}, ValueError, "negative"),
+    "inf_X": (
+        lambda a: setattr(a, "X", _with(a.X.toarray(), (1, 1), np.inf)),
+        {"use_rep": "X"},
+        ValueError,
+        "infinite",
+    ),
+    "negative_int_layer": (
+        lambda a: _set(a, "layers", "c", -np.ones(a.shape, dtype=np.int32)),
+        {"layer": "c"},
+        ValueError,
+        "negative",
+    ),
     "empty_cell": (lambda a: a.obsm["X_pca"].__setitem__(0, 0.0), {}, ValueError, "no signal"),
-    "constant_features": (lambda a: _set(a, "obsm", "flat", np.ones((a.n_obs, 3))), {"use_rep": "flat"}, ValueError, "constant"),
+    "constant_features": (
+        lambda a: _set(a, "obsm", "flat", np.ones((a.n_obs, 3))),
+        {"use_rep": "flat"},
+        ValueError,
+        "constant",
+    ),
     "missing_rep": (lambda a: None, {"use_rep": "X_nope"}, KeyError, "X_nope"),
     "missing_layer": (lambda a: None, {"layer": "nope"}, KeyError, "nope"),
     "rep_and_layer": (lambda a: None, {"use_rep": "X_pca", "layer": "counts"}, ValueError, "not both"),
     "missing_graph_key": (lambda a: None, {"connectivity_key": "nope"}, KeyError, "spatial_neighbors"),
     "graph_dense": (lambda a: _set(a, "obsp", "g", np.eye(a.n_obs)), {"connectivity_key": "g"}, TypeError, "sparse"),
-    "graph_negative": (lambda a: _set(a, "obsp", "g", -a.obsp["spatial_connectivities"]), {"connectivity_key": "g"}, ValueError, "negative"),
+    "graph_negative": (
+        lambda a: _set(a, "obsp", "g", -a.obsp["spatial_connectivities"]),
+        {"connectivity_key": "g"},
+        ValueError,
+        "negative",
+    ),
     "graph_nan": (lambda a: _set(a, "obsp", "g", _nan_graph(a)), {"connectivity_key": "g"}, ValueError, "NaN"),
-    "graph_empty": (lambda a: _set(a, "obsp", "g", sparse.csr_matrix((a.n_obs, a.n_obs))), {"connectivity_key": "g"}, ValueError, "no edges"),
+    "graph_empty": (
+        lambda a: _set(a, "obsp", "g", sparse.csr_matrix((a.n_obs, a.n_obs))),
+        {"connectivity_key": "g"},
+        ValueError,
+        "no edges",
+    ),
     "n_clusters_1": (lambda a: None, {"n_clusters": 1}, ValueError, "n_clusters"),
     "n_clusters_big": (lambda a: None, {"n_clusters": 10_000}, ValueError, "n_clusters"),
     "n_clusters_float": (lambda a: None, {"n_clusters": 2.5}, TypeError, "n_clusters"),
@@ -34,6 +59,7 @@ BAD = {
     "mask_rate": (lambda a: None, {"mask_rate": 1.0}, ValueError, "mask_rate"),
     "edge_add_rate": (lambda a: None, {"edge_add_rate": -0.1}, ValueError, "edge_add_rate"),
     "max_epochs": (lambda a: None, {"max_epochs": 1}, ValueError, "max_epochs"),
+    "max_epochs_type": (lambda a: None, {"max_epochs": 10.0}, TypeError, "max_epochs"),
     "device_bad": (lambda a: None, {"device": "tpu"}, ValueError, "device"),
     "device_type": (lambda a: None, {"device": 3}, TypeError, "device"),
     "random_state": (lambda a: None, {"random_state": "x"}, TypeError, "random_state"),
@@ -151,4 +177,15 @@ def test_augment_bad_input(tissue):
         ssc.pp.augment(tissue, edge_add_mode="nope")
     with pytest.raises(ValueError, match="mask_rate"):
         ssc.pp.augment(tissue, mask_rate=-0.1)
+    assert_unchanged(tissue, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"noise_std": "x"}, TypeError), ({"noise_std": -1.0}, ValueError), ({"edge_add_rate": np.inf}, ValueError)],
+)
+def test_augment_rates(tissue, kwargs, error):
+    before = snapshot(tissue)
+    with pytest.raises(error, match=next(iter(kwargs))):
+        ssc.pp.augment(tissue, **kwargs)
     assert_unchanged(tissue, before)

@@ -24,12 +24,18 @@ def check_adata(adata, *, copy: bool = False) -> None:
         msg = f"`adata` has {adata.n_obs} cell(s); clustering needs at least 2."
         raise ValueError(msg)
     if adata.is_view and not copy:
-        warnings.warn("Received a view of an AnnData; it will be made an actual AnnData when results are written.", UserWarning, stacklevel=3)
+        warnings.warn(
+            "Received a view of an AnnData; it will be made an actual AnnData when results are written.",
+            UserWarning,
+            stacklevel=3,
+        )
     if not adata.obs_names.is_unique:
         warnings.warn("`adata.obs_names` are not unique; results are stored by position.", UserWarning, stacklevel=3)
 
 
-def get_features(adata: AnnData, *, use_rep: str | None, layer: str | None) -> tuple[np.ndarray | sparse.csr_matrix, str]:
+def get_features(
+    adata: AnnData, *, use_rep: str | None, layer: str | None
+) -> tuple[np.ndarray | sparse.csr_matrix, str]:
     """The expression representation and a description of where it came from.
 
     Scanpy's rule: ``obsm[use_rep]`` if given; else ``layers[layer]`` if given; else ``obsm['X_pca']``
@@ -115,7 +121,7 @@ def feature_matrix(mat) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def resolve_connectivity_key(adata: AnnData, connectivity_key: str | None) -> str:
-    """squidpy's ``spatial_connectivities`` if present, else scanpy's ``connectivities``."""
+    """Squidpy's ``spatial_connectivities`` if present, else scanpy's ``connectivities``."""
     if connectivity_key is None:
         for key in (SPATIAL_CONNECTIVITIES, SCANPY_CONNECTIVITIES):
             if key in adata.obsp:
@@ -171,7 +177,11 @@ def get_graph(adata: AnnData, key: str) -> sparse.csr_matrix:
         msg = f"`adata.obsp[{key!r}]` has no edges. {GRAPH_HINT}"
         raise ValueError(msg)
     if n_isolated:
-        warnings.warn(f"{n_isolated} cell(s) have no neighbours in `adata.obsp[{key!r}]`; they are embedded from their own expression.", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{n_isolated} cell(s) have no neighbours in `adata.obsp[{key!r}]`; they are embedded from their own expression.",
+            UserWarning,
+            stacklevel=3,
+        )
     return graph
 
 
@@ -196,6 +206,17 @@ def check_fraction(name: str, value, *, upper_open: bool = True) -> float:
     ok = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
     if not ok:
         msg = f"`{name}` must be in [0, {'1)' if upper_open else '1]'}, got {value!r}."
+        raise ValueError(msg)
+    return float(value)
+
+
+def check_non_negative(name: str, value) -> float:
+    """A finite float >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        msg = f"`{name}` must be a number, got {value!r}."
+        raise TypeError(msg)
+    if not 0 <= value < np.inf:
+        msg = f"`{name}` must be a finite number >= 0, got {value!r}."
         raise ValueError(msg)
     return float(value)
 

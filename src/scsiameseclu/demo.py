@@ -61,7 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     pbmc = sc.datasets.pbmc68k_reduced()  # ships with scanpy: X_pca and a kNN graph included
     lines = [
         _run("synthetic_tissue_domains", tissue, "domain", tissue.obs["domain"].nunique(), args.out, args.random_state),
-        _run("pbmc68k_reduced_cell_types", pbmc, "bulk_labels", pbmc.obs["bulk_labels"].nunique(), args.out, args.random_state),
+        _run(
+            "pbmc68k_reduced_cell_types",
+            pbmc,
+            "bulk_labels",
+            pbmc.obs["bulk_labels"].nunique(),
+            args.out,
+            args.random_state,
+        ),
     ]
     (args.out / "metrics.tsv").write_text("\n".join(lines) + "\n")
     sys.stdout.write("\n".join(lines) + "\n")

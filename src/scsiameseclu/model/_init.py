@@ -10,7 +10,9 @@ from sklearn.cluster import KMeans
 logger = logging.getLogger("scsiameseclu")
 
 
-def leiden_partition(z: np.ndarray, n_clusters: int, *, random_state: int = 0, n_neighbors: int = 15, max_steps: int = 12) -> np.ndarray | None:
+def leiden_partition(
+    z: np.ndarray, n_clusters: int, *, random_state: int = 0, n_neighbors: int = 15, max_steps: int = 12
+) -> np.ndarray | None:
     """Leiden labels with exactly ``n_clusters`` communities, by bisection on the resolution.
 
     Runs scanpy's kNN graph and igraph Leiden on a private AnnData of the embedding (the user's

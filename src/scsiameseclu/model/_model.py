@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -36,7 +37,7 @@ class SiameseClusterModel:
     graph_weight
         How much the graph weighs, in ``[0, 1]``: prior weight of the graph (GAT) branch in the
         fusion (the learned gate moves each cell by at most one logit around it) and of the
-        neighbours when final assignments are smoothed over the graph. ``None``: 0.8 on a squidpy
+        neighbours when final assignments are smoothed over the graph. ``None``: 0.9 on a squidpy
         spatial graph (smooth tissue domains), 0.5 otherwise. Use ~0.2 to find cell types on a
         spatial graph, 0 to ignore the graph. With ``train_kwargs['init']="auto"`` it also picks
         how prototypes are seeded: spherical k-means for domains (spatial graph and
@@ -69,7 +70,9 @@ class SiameseClusterModel:
             graph_weight = GRAPH_WEIGHT_SPATIAL if spatial else GRAPH_WEIGHT_KNN
         self.graph_weight = val.check_fraction("graph_weight", graph_weight, upper_open=False)
         self.use_rep, self.layer = use_rep, layer
-        self.network_config = _make_config(NetworkConfig, "network_kwargs", network_kwargs, graph_weight=self.graph_weight)
+        self.network_config = _make_config(
+            NetworkConfig, "network_kwargs", network_kwargs, graph_weight=self.graph_weight
+        )
         self.augment_config = _make_config(AugmentConfig, "augment_kwargs", augment_kwargs)
         self.train_config = _make_config(TrainConfig, "train_kwargs", train_kwargs)
         if self.train_config.init == "auto":
@@ -93,7 +96,9 @@ class SiameseClusterModel:
     def is_trained(self) -> bool:
         return self.network is not None
 
-    def train(self, *, device="auto", random_state: int | None = 0, show_progress_bar: bool = True) -> SiameseClusterModel:
+    def train(
+        self, *, device="auto", random_state: int | None = 0, show_progress_bar: bool = True
+    ) -> SiameseClusterModel:
         """Train on the data given at construction; the global RNG state is left unchanged."""
         import torch
 
@@ -107,7 +112,9 @@ class SiameseClusterModel:
         pairs = torch.as_tensor(graph_to_pairs(self._graph), device=self.device)
 
         def choose_k(z: np.ndarray) -> int:
-            k, self.n_clusters_scores = estimate_n_clusters(z, k_max=min(20, self.n_obs - 1), random_state=self.random_state)
+            k, self.n_clusters_scores = estimate_n_clusters(
+                z, k_max=min(20, self.n_obs - 1), random_state=self.random_state
+            )
             logger.info("Estimated n_clusters=%d (silhouette %.3f).", k, self.n_clusters_scores.get(k, float("nan")))
             return k
 
@@ -144,6 +151,12 @@ class SiameseClusterModel:
         if mat.shape[1] <= int(self.feature_index.max()):
             msg = f"`adata` has {mat.shape[1]} input features; the model was trained on more ({self.input_source})."
             raise ValueError(msg)
+        if self.var_names is not None and list(map(str, adata.var_names)) != self.var_names:
+            warnings.warn(
+                "`adata.var_names` differ from the training data's; features are matched by position.",
+                UserWarning,
+                stacklevel=3,
+            )
         x = (mat[:, self.feature_index] / self.input_scale).astype(np.float32)
         key = val.resolve_connectivity_key(adata, self.connectivity_key)
         return x, graph_to_pairs(val.get_graph(adata, key))

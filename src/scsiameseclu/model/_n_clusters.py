@@ -7,7 +7,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 
-def estimate_n_clusters(z: np.ndarray, *, k_min: int = 2, k_max: int = 20, max_cells: int = 5000, random_state: int = 0) -> tuple[int, dict[int, float]]:
+def estimate_n_clusters(
+    z: np.ndarray, *, k_min: int = 2, k_max: int = 20, max_cells: int = 5000, random_state: int = 0
+) -> tuple[int, dict[int, float]]:
     """Pick k by the mean silhouette of spherical k-means on the pre-trained embedding.
 
     Cells are L2-normalised (the clustering head uses cosine similarity); at most ``max_cells``

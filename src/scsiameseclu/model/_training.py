@@ -6,7 +6,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -30,7 +29,7 @@ class TrainingHistory:
         self.loss.append(loss)
         for k, v in terms.items():
             self.terms.setdefault(k, [float("nan")] * (len(self.loss) - 1)).append(v)
-        for k, v in self.terms.items():
+        for v in self.terms.values():
             if len(v) < len(self.loss):
                 v.append(float("nan"))
 
@@ -42,6 +41,15 @@ def embed_all(net: SiameseNetwork, x: torch.Tensor, edge_index: torch.Tensor) ->
     z, gate = net.embed(x, edge_index)
     net.train()
     return z, gate
+
+
+def _optimise(optimizer, out, history: TrainingHistory, bar) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    optimizer.step()
+    history.record(float(out.loss.detach()), out.terms)
+    bar.update()
+    bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
 
 
 def fit(
@@ -73,13 +81,7 @@ def fit(
 
     t0 = time.perf_counter()
     for _ in range(train.n_epochs_pretrain):
-        out = training_step(net, x, pairs, augment, train, generator, cluster=False)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
-        history.record(float(out.loss.detach()), out.terms)
-        bar.update()
-        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
+        _optimise(optimizer, training_step(net, x, pairs, augment, train, generator, cluster=False), history, bar)
     history.seconds["pretrain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -105,13 +107,9 @@ def fit(
     for epoch in range(train.n_epochs_cluster):
         target = (1 - train.balance) * sizes + train.balance * uniform
         out = training_step(net, x, pairs, augment, train, generator, cluster=True, cluster_weights=target)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        optimizer.step()
+        _optimise(optimizer, out, history, bar)
+        # Running estimate of cluster sizes: the Sinkhorn target follows it, pulled towards uniform.
         sizes = train.size_momentum * sizes + (1 - train.size_momentum) * out.assignments.mean(0).detach()
-        history.record(float(out.loss.detach()), out.terms)
-        bar.update()
-        bar.set_postfix(loss=f"{history.loss[-1]:.3f}")
         if (epoch + 1) % check_every == 0:
             z, _ = embed_all(net, x, edge_index)
             new = net.cluster_scores(z).argmax(1)

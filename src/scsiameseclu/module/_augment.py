@@ -35,9 +35,7 @@ def mask_features(
     return out
 
 
-def _similar_pairs(
-    x: torch.Tensor, n_pairs: int, n_candidates: int, generator: torch.Generator | None
-) -> torch.Tensor:
+def _similar_pairs(x: torch.Tensor, n_pairs: int, n_candidates: int, generator: torch.Generator | None) -> torch.Tensor:
     """Among random candidate pairs, keep the ``n_pairs`` most cosine-similar ones."""
     n = x.shape[0]
     cand = torch.randint(0, n, (2, n_candidates), generator=generator, device=x.device)

@@ -6,7 +6,9 @@ import torch
 from torch.nn import functional as F
 
 
-def cross_correlation_loss(z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float | None = None) -> torch.Tensor:
+def cross_correlation_loss(
+    z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float | None = None
+) -> torch.Tensor:
     """Redundancy reduction between two views (Barlow Twins).
 
     The d × d cross-correlation of the standardised views is pushed to the identity: the diagonal

@@ -21,12 +21,15 @@ class SiameseNetwork(nn.Module):
     Holds no per-cell parameters: any cell with the same input features can be embedded.
     """
 
-    def __init__(self, n_input: int, n_clusters: int, config: NetworkConfig = NetworkConfig()):
+    def __init__(self, n_input: int, n_clusters: int, config: NetworkConfig | None = None):
         super().__init__()
+        config = config or NetworkConfig()
         self.config = config
         h, d = config.n_hidden, config.n_latent
         self.expression = ExpressionEncoder(n_input, h, d)
-        self.graph = GraphEncoder(n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads, n_hops=config.n_hops)
+        self.graph = GraphEncoder(
+            n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads, n_hops=config.n_hops
+        )
         self.fusion = GatedFusion(d, config.graph_weight)
         self.decoder = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, n_input))
         self.prototypes = nn.Parameter(F.normalize(torch.randn(n_clusters, d), dim=1))

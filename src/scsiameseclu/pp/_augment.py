@@ -85,9 +85,9 @@ def augment(
     seed = resolve_seed(random_state)
     config = AugmentConfig(
         mask_rate=val.check_fraction("mask_rate", mask_rate),
-        noise_std=float(noise_std),
+        noise_std=val.check_non_negative("noise_std", noise_std),
         edge_drop_rate=val.check_fraction("edge_drop_rate", edge_drop_rate),
-        edge_add_rate=float(edge_add_rate),
+        edge_add_rate=val.check_non_negative("edge_add_rate", edge_add_rate),
         edge_add_mode=edge_add_mode,
     )
     mat, source = val.get_features(adata, use_rep=use_rep, layer=layer)
@@ -98,11 +98,15 @@ def augment(
     scale = float(mat.data.std()) if sparse.issparse(mat) else float(mat.std())
     if sparse.issparse(mat):
         before = mat.data
-        after = mask_features(torch.as_tensor(before), config.mask_rate, config.noise_std * scale, generator=generator).numpy()
+        after = mask_features(
+            torch.as_tensor(before), config.mask_rate, config.noise_std * scale, generator=generator
+        ).numpy()
         view = sparse.csr_matrix((after, mat.indices, mat.indptr), shape=mat.shape)
     else:
         before = np.ascontiguousarray(mat)
-        after = view = mask_features(torch.as_tensor(before), config.mask_rate, config.noise_std * scale, generator=generator).numpy()
+        after = view = mask_features(
+            torch.as_tensor(before), config.mask_rate, config.noise_std * scale, generator=generator
+        ).numpy()
     nonzero = before != 0
     fraction_masked = float((after[nonzero] == 0).mean()) if nonzero.any() else 0.0
 

@@ -65,7 +65,7 @@ def siamese_cluster(
     graph_weight
         How much the graph weighs, in ``[0, 1]``: the prior weight of the graph branch in the fused
         embedding (the learned gate moves each cell by at most one logit around it) and the weight
-        of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.8
+        of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.9
         for a spatial graph (smooth tissue domains), 0.5 for an expression kNN graph. For cell
         types on a spatial graph use about 0.2; 0 ignores the graph.
     max_epochs
@@ -111,15 +111,18 @@ def siamese_cluster(
     key_added = val.check_key_added(key_added)
     train_kwargs = dict(train_kwargs or {})
     if max_epochs is not None:
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int | np.integer) or max_epochs < 2:
-            msg = f"`max_epochs` must be an int >= 2, got {max_epochs!r}."
+        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int | np.integer):
+            msg = f"`max_epochs` must be an int, got {max_epochs!r}."
+            raise TypeError(msg)
+        if max_epochs < 2:
+            msg = f"`max_epochs` must be >= 2, got {max_epochs!r}."
             raise ValueError(msg)
         n_pre = int(round(0.6 * max_epochs))
         train_kwargs.update(n_epochs_pretrain=n_pre, n_epochs_cluster=int(max_epochs) - n_pre)
     augment_kwargs = {
         "mask_rate": val.check_fraction("mask_rate", mask_rate),
         "edge_drop_rate": val.check_fraction("edge_drop_rate", edge_drop_rate),
-        "edge_add_rate": _non_negative("edge_add_rate", edge_add_rate),
+        "edge_add_rate": val.check_non_negative("edge_add_rate", edge_add_rate),
     }
     model = SiameseClusterModel(
         adata,
@@ -139,8 +142,18 @@ def siamese_cluster(
     t_infer = time.perf_counter() - t0
     n_found = proba.shape[1]
     if n_found < model.n_clusters_fitted:
-        logger.warning("%d of %d clusters ended up empty; %d clusters returned.", model.n_clusters_fitted - n_found, model.n_clusters_fitted, n_found)
-    uns = _uns(model, n_found, gate, timings={**model.history.seconds, "inference": t_infer, "total": time.perf_counter() - t_start})
+        logger.warning(
+            "%d of %d clusters ended up empty; %d clusters returned.",
+            model.n_clusters_fitted - n_found,
+            model.n_clusters_fitted,
+            n_found,
+        )
+    uns = _uns(
+        model,
+        n_found,
+        gate,
+        timings={**model.history.seconds, "inference": t_infer, "total": time.perf_counter() - t_start},
+    )
 
     # Everything is computed; write in one step so that a failure above leaves `adata` untouched.
     if copy:
@@ -159,16 +172,6 @@ def siamese_cluster(
     if copy:
         return (adata, model) if return_model else adata
     return model if return_model else None
-
-
-def _non_negative(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        msg = f"`{name}` must be a number, got {value!r}."
-        raise TypeError(msg)
-    if not value >= 0:
-        msg = f"`{name}` must be >= 0, got {value!r}."
-        raise ValueError(msg)
-    return float(value)
 
 
 def _relabel_by_size(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
