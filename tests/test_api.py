@@ -32,7 +32,7 @@ def test_outputs(tissue):
     assert uns["params"]["connectivity_key"] == "spatial_connectivities"
     assert uns["params"]["input"] == "obsm['X_pca']"
     assert uns["params"]["device"] == "cpu"
-    assert uns["params"]["graph_weight"] == 0.9
+    assert uns["params"]["graph_weight"] == 0.8
     assert uns["version"] == ssc.__version__
     assert len(uns["loss"]) <= 30 and np.isfinite(uns["loss"]).all()
     assert {"pretrain", "cluster", "total"} <= set(uns["timings"])

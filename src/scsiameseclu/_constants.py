@@ -14,5 +14,5 @@ GRAPH_HINT = (
 
 # Default weight of the graph branch: smooth tissue domains on a spatial graph; an even, learned
 # balance on an expression kNN graph, where the expression branch must be able to dominate.
-GRAPH_WEIGHT_SPATIAL = 0.9
+GRAPH_WEIGHT_SPATIAL = 0.8
 GRAPH_WEIGHT_KNN = 0.5

@@ -37,7 +37,7 @@ class SiameseClusterModel:
     graph_weight
         How much the graph weighs, in ``[0, 1]``: prior weight of the graph (GAT) branch in the
         fusion (the learned gate moves each cell by at most one logit around it) and of the
-        neighbours when final assignments are smoothed over the graph. ``None``: 0.9 on a squidpy
+        neighbours when final assignments are smoothed over the graph. ``None``: 0.8 on a squidpy
         spatial graph (smooth tissue domains), 0.5 otherwise. Use ~0.2 to find cell types on a
         spatial graph, 0 to ignore the graph. With ``train_kwargs['init']="auto"`` it also picks
         how prototypes are seeded: spherical k-means for domains (spatial graph and

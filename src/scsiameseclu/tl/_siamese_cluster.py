@@ -65,7 +65,7 @@ def siamese_cluster(
     graph_weight
         How much the graph weighs, in ``[0, 1]``: the prior weight of the graph branch in the fused
         embedding (the learned gate moves each cell by at most one logit around it) and the weight
-        of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.9
+        of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.8
         for a spatial graph (smooth tissue domains), 0.5 for an expression kNN graph. For cell
         types on a spatial graph use about 0.2; 0 ignores the graph.
     max_epochs
