@@ -33,8 +33,8 @@ def _prepare(name, *, spatial):
     ("name", "spatial", "min_ari"),
     [
         ("starmap_visp_wang2018_1207", True, 0.65),
-        ("baristaseq_visp_sun2021_slice1", True, 0.0),
-        ("baron_mouse_pancreas1_baron2016", False, 0.0),
+        ("baristaseq_visp_sun2021_slice1", True, 0.5),
+        ("baron_mouse_pancreas1_baron2016", False, 0.35),
     ],
 )
 def test_real_data_defaults(name, spatial, min_ari):

@@ -29,7 +29,7 @@ def _run(name, adata, truth_key, n_clusters, out: Path, seed: int) -> str:
     ari = adjusted_rand_score(adata.obs[truth_key], adata.obs["ssc"])
     nmi = normalized_mutual_info_score(adata.obs[truth_key], adata.obs["ssc"])
     fig = ssc.pl.embedding(adata, color=["ssc", truth_key], show=False, return_fig=True)
-    fig.savefig(out / f"{name}.png", dpi=100)
+    fig.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return f"{name}\tn_obs={adata.n_obs}\tk={n_clusters}\tARI={ari:.3f}\tNMI={nmi:.3f}\tseconds={seconds:.1f}\tdevice={adata.uns['ssc']['params']['device']}"
 

@@ -79,7 +79,9 @@ def embedding(
     n_panels = len(bases) * len(colors)
 
     if ax is None:
-        fig, axes = plt.subplots(len(colors), len(bases), figsize=(4.6 * len(bases), 4.2 * len(colors)), squeeze=False)
+        # One row per colour with spatial | UMAP columns; UMAP-only panels side by side.
+        n_rows, n_cols = (len(colors), len(bases)) if len(bases) > 1 else (1, len(colors))
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(5.8 * n_cols, 4.4 * n_rows), squeeze=False)
         axes = list(axes.ravel())
     else:
         axes = [ax] if not isinstance(ax, Sequence | np.ndarray) else list(np.ravel(ax))
