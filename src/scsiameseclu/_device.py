@@ -39,13 +39,9 @@ def resolve_seed(random_state) -> int:
     """An int seed from ``random_state`` (``None`` draws one from the OS, to be recorded)."""
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
-        msg = f"`random_state` must be an int or None, got {random_state!r}."
-        raise TypeError(msg)
-    if random_state < 0:
-        msg = f"`random_state` must be >= 0, got {random_state!r}."
-        raise ValueError(msg)
-    return int(random_state)
+    from ._validation import check_int
+
+    return check_int("random_state", random_state, 0)
 
 
 @contextlib.contextmanager

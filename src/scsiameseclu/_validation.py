@@ -210,6 +210,17 @@ def check_fraction(name: str, value, *, upper_open: bool = True) -> float:
     return float(value)
 
 
+def check_int(name: str, value, minimum: int) -> int:
+    """An int (not bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        msg = f"`{name}` must be an int, got {value!r}."
+        raise TypeError(msg)
+    if value < minimum:
+        msg = f"`{name}` must be >= {minimum}, got {value!r}."
+        raise ValueError(msg)
+    return int(value)
+
+
 def check_non_negative(name: str, value) -> float:
     """A finite float >= 0."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):

@@ -111,12 +111,7 @@ def siamese_cluster(
     key_added = val.check_key_added(key_added)
     train_kwargs = dict(train_kwargs or {})
     if max_epochs is not None:
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int | np.integer):
-            msg = f"`max_epochs` must be an int, got {max_epochs!r}."
-            raise TypeError(msg)
-        if max_epochs < 2:
-            msg = f"`max_epochs` must be >= 2, got {max_epochs!r}."
-            raise ValueError(msg)
+        max_epochs = val.check_int("max_epochs", max_epochs, 2)
         n_pre = int(round(0.6 * max_epochs))
         train_kwargs.update(n_epochs_pretrain=n_pre, n_epochs_cluster=int(max_epochs) - n_pre)
     augment_kwargs = {
