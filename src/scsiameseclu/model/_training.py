@@ -106,7 +106,9 @@ def fit(
     check_every = 10
     for epoch in range(train.n_epochs_cluster):
         target = (1 - train.balance) * sizes + train.balance * uniform
-        out = training_step(net, x, pairs, augment, train, generator, cluster=True, cluster_weights=target)
+        out = training_step(
+            net, x, pairs, augment, train, generator, cluster=True, cluster_weights=target, edge_index=edge_index
+        )
         _optimise(optimizer, out, history, bar)
         # Running estimate of cluster sizes: the Sinkhorn target follows it, pulled towards uniform.
         sizes = train.size_momentum * sizes + (1 - train.size_momentum) * out.assignments.mean(0).detach()

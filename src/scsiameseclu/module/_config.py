@@ -63,7 +63,6 @@ class TrainConfig:
     balance: float = 0.1
     size_momentum: float = 0.9
     tol: float = 1e-3
-    teacher: bool = True
     cluster_lr_scale: float = 0.1
     # "kmeans" or "leiden" seeding of the prototypes; "auto" is resolved by the model layer.
     init: str = "auto"

@@ -98,8 +98,13 @@ def training_step(
     *,
     cluster: bool,
     cluster_weights: torch.Tensor | None = None,
+    edge_index: torch.Tensor | None = None,
 ) -> StepOutput:
-    """Losses for two fresh views of ``(x, pairs)``; the clustering term only when ``cluster``."""
+    """Losses for two fresh views of ``(x, pairs)``; the clustering term only when ``cluster``.
+
+    The clustering targets are Sinkhorn plans of the clean view (``x`` on the symmetric
+    ``edge_index``, built from ``pairs`` when not given); both views learn to predict them.
+    """
     graph = net.fusion.graph_weight > 0
     (x1, e1), (x2, e2) = (draw_view(x, pairs, augment, generator, graph=graph) for _ in range(2))
     z1, _ = net.embed(x1, e1)
@@ -119,15 +124,13 @@ def training_step(
     assignments = None
     if cluster:
         s1, s2 = net.cluster_scores(z1), net.cluster_scores(z2)
-        if train.teacher:
-            with torch.no_grad():
-                z0, _ = net.embed(x, torch.cat([pairs, pairs.flip(0)], dim=1))
-            q1 = q2 = sinkhorn(net.cluster_scores(z0), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
-        else:
-            q1 = sinkhorn(s1.detach(), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
-            q2 = sinkhorn(s2.detach(), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
-        terms["cluster"] = swapped_assignment_loss(s1, s2, q1, q2, train.cluster_temperature)
+        if edge_index is None:
+            edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
+        with torch.no_grad():
+            z0, _ = net.embed(x, edge_index)
+        q = sinkhorn(net.cluster_scores(z0), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
+        terms["cluster"] = swapped_assignment_loss(s1, s2, q, q, train.cluster_temperature)
         weights["cluster"] = train.w_cluster
-        assignments = 0.5 * (q1 + q2)
+        assignments = q
     loss = sum(weights[k] * v for k, v in terms.items())
     return StepOutput(loss, {k: float(v.detach()) for k, v in terms.items()}, assignments)
