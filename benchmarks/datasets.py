@@ -57,3 +57,54 @@ def load(name: str):
 
 def n_true(labels: np.ndarray) -> int:
     return len(np.unique(labels))
+
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def is_spatial(name: str) -> bool:
+    import h5py
+
+    with h5py.File(SHARED_DATA / f"{name}.h5ad", "r") as f:
+        return "obsm" in f and "spatial" in f["obsm"]
+
+
+def prepare(name: str, cache: Path = CACHE) -> tuple[Path, Path]:
+    """Write the preprocessed dataset every method reads, without its labels; cached on disk.
+
+    The file holds log-normalised ``X``, raw counts in ``layers['counts']`` (where ``X`` was
+    integer counts; peers such as scVI and GraphST start from counts), ``X_pca``, the graph from
+    :func:`load`, ``obsm['spatial']`` and ``uns['benchmark']`` (the label kind, i.e. what a
+    user would ask for). No ``obs`` column survives, so no annotation can reach a method.
+    Returns the path of that file and of the labels (``.npy``, read by the scorer only).
+    """
+    import hashlib
+
+    import anndata as ad
+
+    src = SHARED_DATA / f"{name}.h5ad"
+    stamp = f"{Path(__file__).read_bytes()!r}{src.stat().st_size}{src.stat().st_mtime_ns}"
+    tag = hashlib.sha1(stamp.encode()).hexdigest()[:10]
+    path, label_path = cache / f"{name}.{tag}.h5ad", cache / f"{name}.{tag}.labels.npy"
+    if path.exists() and label_path.exists():
+        return path, label_path
+    cache.mkdir(parents=True, exist_ok=True)
+    adata, labels = load(name)
+    counts = ad.read_h5ad(src).X if adata.uns.get("X_is_integer_counts", True) else None
+    out = ad.AnnData(X=adata.X, obs=adata.obs[[]], var=adata.var[[]])
+    if counts is not None:
+        out.layers["counts"] = counts
+    for key in ("X_pca", "spatial"):
+        if key in adata.obsm:
+            out.obsm[key] = adata.obsm[key]
+    for key, value in adata.obsp.items():
+        out.obsp[key] = value
+    for key in ("neighbors", "spatial_neighbors"):
+        if key in adata.uns:
+            out.uns[key] = adata.uns[key]
+    out.uns["benchmark"] = {"dataset": name, "target": DATASETS[name], "n_clusters": n_true(labels)}
+    tmp = path.with_suffix(".tmp.h5ad")
+    out.write_h5ad(tmp)
+    tmp.rename(path)
+    np.save(label_path, labels.astype(str))
+    return path, label_path

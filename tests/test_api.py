@@ -226,3 +226,17 @@ def test_plot_umap_only(knn):
         ssc.pl.embedding(knn, ax=[ax, ax], show=False)
     with pytest.raises(KeyError, match="siamese_cluster"):
         ssc.pl.embedding(knn, key="other", show=False)
+
+
+@pytest.mark.parametrize("final", ["mixture", "prototypes"])
+def test_final_assignment(tissue, final):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, train_kwargs={"final_assignment": final}, **FAST)
+    assert tissue.uns["ssc"]["params"]["final_assignment"] == final
+    proba = tissue.obsm["ssc_proba"]
+    assert np.allclose(proba.sum(1), 1, atol=1e-4)
+    assert adjusted_rand_score(tissue.obs["domain"], tissue.obs["ssc"]) > 0.5
+
+
+def test_final_assignment_invalid(tissue):
+    with pytest.raises(ValueError, match="final_assignment"):
+        ssc.tl.siamese_cluster(tissue, n_clusters=4, train_kwargs={"final_assignment": "gmm"}, **FAST)

@@ -1,6 +1,7 @@
 """Every bad input gives a clear error naming the argument, and leaves `adata` unchanged."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import FAST, assert_unchanged, snapshot
 from scipy import sparse
@@ -189,3 +190,149 @@ def test_augment_rates(tissue, kwargs, error):
     with pytest.raises(error, match=next(iter(kwargs))):
         ssc.pp.augment(tissue, **kwargs)
     assert_unchanged(tissue, before)
+
+
+# --- Cases of issue 5's validation list not covered above -------------------------------------
+
+SHORT = {"max_epochs": 4, "show_progress_bar": False}
+
+
+@pytest.mark.parametrize(
+    ("setup", "kwargs", "error", "match"),
+    [
+        (lambda a: _set(a, "layers", "f", _with(a.X.toarray(), (2, 3), np.nan)), {"layer": "f"}, ValueError, "NaN"),
+        (lambda a: a.obsm.__setitem__("c", a.obsm["X_pca"] * 1j), {"use_rep": "c"}, TypeError, "real"),
+        (
+            lambda a: _set(a, "obsp", "g", a.obsp["spatial_connectivities"] * 1j),
+            {"connectivity_key": "g"},
+            TypeError,
+            "real",
+        ),
+        (lambda a: None, {"device": "cuda:7"}, ValueError, "cuda:7"),
+        (lambda a: None, {"device": "meta"}, ValueError, "meta"),
+        (lambda a: None, {"n_clusters": "4"}, TypeError, "n_clusters"),
+        (lambda a: None, {"connectivity_key": 3}, TypeError, "connectivity_key"),
+    ],
+    ids=[
+        "nan_layer",
+        "complex_rep",
+        "complex_graph",
+        "cuda7",
+        "meta_device",
+        "n_clusters_str",
+        "key_int",
+    ],
+)
+def test_more_bad_input(tissue, setup, kwargs, error, match):
+    setup(tissue)
+    before = snapshot(tissue)
+    with pytest.raises(error, match=match):
+        ssc.tl.siamese_cluster(tissue, **{"n_clusters": 4, **SHORT, **kwargs})
+    assert_unchanged(tissue, before)
+
+
+def test_string_rep(tissue):
+    tissue.obsm["s"] = np.full((tissue.n_obs, 2), "a")
+    with pytest.raises(TypeError, match="numeric"):
+        ssc.tl.siamese_cluster(tissue, n_clusters=4, use_rep="s", **SHORT)
+    assert "ssc" not in tissue.obs and "X_ssc" not in tissue.obsm
+
+
+@pytest.mark.parametrize("n_obs", [0, 1])
+def test_too_few_cells(tissue, n_obs):
+    small = tissue[:n_obs].copy()
+    with pytest.raises(ValueError, match="at least 2"):
+        ssc.tl.siamese_cluster(small, **SHORT)
+
+
+def test_graph_shape_checked():
+    # AnnData itself refuses a wrong-sized obsp; the check guards other containers.
+    from types import SimpleNamespace
+
+    from scsiameseclu import _validation as val
+
+    fake = SimpleNamespace(obsp={"g": sparse.random(5, 4, density=0.5, format="csr")}, n_obs=5)
+    with pytest.raises(ValueError, match=r"shape \(5, 4\), expected \(5, 5\)"):
+        val.get_graph(fake, "g")
+
+
+def test_user_graph_not_modified(tissue):
+    # Self-loops and explicit zeros are cleaned on a copy: csr_matrix(csr) would share arrays.
+    g = tissue.obsp["spatial_connectivities"].copy().tolil()
+    g.setdiag(1.0)
+    g = g.tocsr()
+    g.data[:5] = 0.0
+    tissue.obsp["g"] = g
+    reference = (g.data.copy(), g.indices.copy(), g.indptr.copy())
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, connectivity_key="g", **SHORT)
+    stored = tissue.obsp["g"]
+    assert all(
+        np.array_equal(a, b) for a, b in zip(reference, (stored.data, stored.indices, stored.indptr), strict=True)
+    )
+
+
+def test_csc_graph_and_zero_gene(tissue):
+    x = tissue.X.toarray()
+    x[:, 5] = 0  # a gene without signal is dropped, not an error
+    tissue.X = sparse.csc_matrix(x)
+    tissue.obsp["spatial_connectivities"] = sparse.csc_matrix(tissue.obsp["spatial_connectivities"])
+    model = ssc.tl.siamese_cluster(tissue, n_clusters=4, use_rep="X", return_model=True, **SHORT)
+    assert tissue.obs["ssc"].notna().all()
+    assert 5 not in model.feature_index and len(model.feature_index) == tissue.n_vars - 1
+
+
+def test_view_with_copy_stays_a_view(tissue):
+    view = tissue[:300]
+    out = ssc.tl.siamese_cluster(view, n_clusters=3, copy=True, **SHORT)
+    assert view.is_view and "ssc" not in view.obs
+    assert not out.is_view and out.n_obs == 300 and "ssc" in out.obs
+
+
+def test_view_failure_leaves_view_alone(tissue):
+    view = tissue[:300]
+    with pytest.raises(ValueError, match="n_clusters"):
+        ssc.tl.siamese_cluster(view, n_clusters=1, **SHORT)
+    assert view.is_view and "ssc" not in view.obs
+
+
+def test_backed_adata(tissue, tmp_path):
+    import anndata as ad
+
+    tissue.write_h5ad(tmp_path / "a.h5ad")
+    backed = ad.read_h5ad(tmp_path / "a.h5ad", backed="r")
+    with pytest.raises(ValueError, match="backed"):
+        ssc.tl.siamese_cluster(backed, n_clusters=4, use_rep="X", **SHORT)
+    assert "ssc" not in backed.obs
+    # obsm and obsp are in memory: the default input X_pca works and results land in memory.
+    ssc.tl.siamese_cluster(backed, n_clusters=4, **SHORT)
+    assert backed.isbacked and backed.obs["ssc"].notna().all() and "X_ssc" in backed.obsm
+    backed.file.close()
+
+
+def test_categorical_key_added_clash(tissue, caplog):
+    tissue.obs["ssc"] = pd.Categorical(["x", "y"] * (tissue.n_obs // 2))
+    tissue.uns["ssc_colors"] = ["#000000", "#ffffff"]
+    with caplog.at_level("WARNING", logger="scsiameseclu"):
+        ssc.tl.siamese_cluster(tissue, n_clusters=4, **SHORT)
+    assert "Overwriting" in caplog.text
+    assert set(tissue.obs["ssc"].cat.categories) <= {"0", "1", "2", "3"}
+    assert "ssc_colors" not in tissue.uns  # stale colours of the old categories are dropped
+
+
+def test_plot_spatial_key(tissue):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **SHORT)
+    before = snapshot(tissue)
+    with pytest.raises(KeyError, match="spatial_key='coords'"):
+        ssc.pl.embedding(tissue, spatial_key="coords", show=False)
+    with pytest.raises(TypeError, match="spatial_key"):
+        ssc.pl.embedding(tissue, spatial_key=0, show=False)
+    tissue.obsm["line"] = np.zeros((tissue.n_obs, 1))
+    with pytest.raises(ValueError, match="line"):
+        ssc.pl.embedding(tissue, spatial_key="line", show=False)
+    del tissue.obsm["line"]
+    assert_unchanged(tissue, before)
+    fig = ssc.pl.embedding(tissue, spatial_key=None, show=False, return_fig=True)
+    assert not any("tissue" in ax.get_title() for ax in fig.axes)

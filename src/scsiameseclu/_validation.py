@@ -83,6 +83,9 @@ def get_features(
     if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
         msg = f"{source} must be numeric, got dtype {values.dtype}."
         raise TypeError(msg)
+    if np.issubdtype(values.dtype, np.complexfloating):
+        msg = f"{source} must be real-valued, got dtype {values.dtype}."
+        raise TypeError(msg)
     if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
         msg = f"{source} contains NaN or infinite values; remove or impute them first."
         raise ValueError(msg)
@@ -153,9 +156,13 @@ def get_graph(adata: AnnData, key: str) -> sparse.csr_matrix:
     if graph.shape != (adata.n_obs, adata.n_obs):
         msg = f"`adata.obsp[{key!r}]` has shape {graph.shape}, expected ({adata.n_obs}, {adata.n_obs})."
         raise ValueError(msg)
-    graph = sparse.csr_matrix(graph)
+    # A copy: csr_matrix(csr) shares the user's arrays, and the clean-up below works in place.
+    graph = sparse.csr_matrix(graph, copy=True)
     if not (np.issubdtype(graph.dtype, np.number) or graph.dtype == bool):
         msg = f"`adata.obsp[{key!r}]` must be numeric, got dtype {graph.dtype}."
+        raise TypeError(msg)
+    if np.issubdtype(graph.dtype, np.complexfloating):
+        msg = f"`adata.obsp[{key!r}]` must have real weights, got dtype {graph.dtype}."
         raise TypeError(msg)
     data = graph.data
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
@@ -237,3 +244,33 @@ def check_key_added(key_added) -> str:
         msg = f"`key_added` must be a non-empty string, got {key_added!r}."
         raise TypeError(msg)
     return key_added
+
+
+def check_spatial_key(adata: AnnData, spatial_key, *, default: str) -> bool:
+    """Whether ``obsm[spatial_key]`` holds usable coordinates.
+
+    ``None``, or the ``default`` key when absent (dissociated cells), means no coordinates; any
+    other key must exist and hold a finite ``n_obs × ≥2`` array.
+    """
+    if spatial_key is None:
+        return False
+    if not isinstance(spatial_key, str):
+        msg = f"`spatial_key` must be a string or None, got {spatial_key!r}."
+        raise TypeError(msg)
+    if spatial_key not in adata.obsm:
+        if spatial_key == default:
+            return False
+        msg = (
+            f"`spatial_key={spatial_key!r}` is not in `adata.obsm` (keys: {list(adata.obsm)}); pass the key of the "
+            "cell coordinates (squidpy readers write `obsm['spatial']`), or `spatial_key=None` for the UMAP only."
+        )
+        raise KeyError(msg)
+    coords = adata.obsm[spatial_key]
+    coords = coords.to_numpy() if hasattr(coords, "to_numpy") else np.asarray(coords)
+    if coords.ndim != 2 or coords.shape[1] < 2 or not np.issubdtype(coords.dtype, np.number):
+        msg = f"`adata.obsm[{spatial_key!r}]` must be numeric coordinates of shape (n_obs, >=2), got {coords.dtype} {coords.shape}."
+        raise ValueError(msg)
+    if not np.isfinite(coords[:, :2]).all():
+        msg = f"`adata.obsm[{spatial_key!r}]` contains NaN or infinite coordinates."
+        raise ValueError(msg)
+    return True

@@ -45,6 +45,23 @@ class SiameseClusterModel:
     network_kwargs, augment_kwargs, train_kwargs
         Overrides of :class:`~scsiameseclu.module.NetworkConfig`,
         :class:`~scsiameseclu.module.AugmentConfig`, :class:`~scsiameseclu.module.TrainConfig`.
+
+    Notes
+    -----
+    :func:`~scsiameseclu.tl.siamese_cluster` builds and trains this model; pass
+    ``return_model=True`` to get it. A trained model embeds and labels new cells with the same
+    input (the same genes, or the same ``obsm`` representation) and their own cell graph, and can
+    be saved and loaded in another Python process: the directory holds the network weights
+    (``model.pt``, read with ``weights_only=True``), ``config.json`` (settings, fitted k,
+    feature scaling, versions) and ``var_names.csv``.
+
+    Examples
+    --------
+    >>> model = ssc.tl.siamese_cluster(adata, n_clusters=7, return_model=True)
+    >>> model.save("my_model/")
+    >>> model = ssc.model.SiameseClusterModel.load("my_model/")
+    >>> labels = model.predict(new_adata)  # cluster index per cell
+    >>> z = model.get_latent_representation(new_adata)
     """
 
     def __init__(
@@ -78,12 +95,19 @@ class SiameseClusterModel:
         if self.train_config.init == "auto":
             domains = self.connectivity_key.startswith("spatial") and self.graph_weight >= 0.5
             self.train_config = replace(self.train_config, init="kmeans" if domains else "leiden")
+        if self.train_config.final_assignment not in ("prototypes", "mixture"):
+            msg = (
+                "`train_kwargs['final_assignment']` must be 'prototypes' or 'mixture', "
+                f"got {self.train_config.final_assignment!r}."
+            )
+            raise ValueError(msg)
         if self.train_config.init not in ("kmeans", "leiden"):
             msg = f"`train_kwargs['init']` must be 'auto', 'kmeans' or 'leiden', got {self.train_config.init!r}."
             raise ValueError(msg)
         mat, self.input_source = val.get_features(adata, use_rep=use_rep, layer=layer)
         self._graph = val.get_graph(adata, self.connectivity_key)
         self._x, self.feature_index, self.input_scale = val.feature_matrix(mat)
+        self.n_features = mat.shape[1]
         self.var_names = None if self.input_source.startswith("obsm") else list(map(str, adata.var_names))
         self.n_obs = adata.n_obs
         self.network = None
@@ -97,19 +121,36 @@ class SiameseClusterModel:
         return self.network is not None
 
     def train(
-        self, *, device="auto", random_state: int | None = 0, show_progress_bar: bool = True
+        self,
+        *,
+        device="auto",
+        random_state: int | None = 0,
+        batch_size: int | None = None,
+        show_progress_bar: bool = True,
     ) -> SiameseClusterModel:
-        """Train on the data given at construction; the global RNG state is left unchanged."""
+        """Train on the data given at construction; the global RNG state is left unchanged.
+
+        ``batch_size`` seed cells per step switches to mini-batch training on their
+        neighbourhood subgraphs (memory linear in cells and edges; only batches go to the
+        device). ``None``: the whole graph at once up to 50,000 cells, above that mini-batches
+        of about 16,000 cells (seeds with their neighbourhoods; see
+        :mod:`scsiameseclu.model._minibatch`).
+        """
         import torch
 
         from ..module import SiameseNetwork
+        from ._minibatch import fit_minibatch, use_minibatch
         from ._n_clusters import estimate_n_clusters
         from ._training import fit
 
+        if batch_size is not None:
+            batch_size = val.check_int("batch_size", batch_size, 2)
         self.device = resolve_device(device)
         self.random_state = resolve_seed(random_state)
-        x = torch.as_tensor(self._x, device=self.device)
-        pairs = torch.as_tensor(graph_to_pairs(self._graph), device=self.device)
+        minibatch = use_minibatch(batch_size, self.n_obs)
+        data_device = torch.device("cpu") if minibatch else self.device
+        x = torch.as_tensor(self._x, device=data_device)
+        pairs = torch.as_tensor(graph_to_pairs(self._graph), device=data_device)
 
         def choose_k(z: np.ndarray) -> int:
             k, self.n_clusters_scores = estimate_n_clusters(
@@ -121,19 +162,27 @@ class SiameseClusterModel:
         t0 = time.perf_counter()
         with seeded_torch(self.random_state, self.device):
             net = SiameseNetwork(x.shape[1], self.n_clusters or 2, self.network_config).to(self.device)
-            self.history = fit(
-                net,
-                x,
-                pairs,
-                augment=self.augment_config,
-                train=self.train_config,
-                random_state=self.random_state,
-                n_clusters_fn=choose_k if self.n_clusters is None else None,
-                show_progress_bar=show_progress_bar,
-            )
+            common = {
+                "augment": self.augment_config,
+                "train": self.train_config,
+                "random_state": self.random_state,
+                "n_clusters_fn": choose_k if self.n_clusters is None else None,
+                "show_progress_bar": show_progress_bar,
+            }
+            if minibatch:
+                self.history = fit_minibatch(net, x, pairs, batch_size=batch_size, device=self.device, **common)
+            else:
+                self.history = fit(net, x, pairs, **common)
+        # Seeds per step of mini-batch training; None: trained on the whole graph at once.
+        self.batch_size = self.history.batch_size if minibatch else None
         self.history.seconds["train"] = time.perf_counter() - t0
         self.network = net
         self.n_clusters_fitted = net.n_clusters
+        if self.train_config.final_assignment == "mixture":
+            t0 = time.perf_counter()
+            # A tied-covariance mixture over the embedding, started from the head's labels.
+            net.fit_mixture(torch.as_tensor(self.get_latent_representation(), device=self.device))
+            self.history.seconds["mixture"] = time.perf_counter() - t0
         return self
 
     def _check_trained(self) -> None:
@@ -144,39 +193,60 @@ class SiameseClusterModel:
     def _inputs(self, adata: AnnData | None):
         """Scaled features and edge list of the training data or of a new AnnData."""
         if adata is None:
+            if self._x is None:
+                msg = "This model was loaded without `adata`; pass `adata` (cells with the training genes and a graph)."
+                raise ValueError(msg)
             return self._x, graph_to_pairs(self._graph)
+        x, graph = self._prepare(adata)
+        return x, graph_to_pairs(graph)
+
+    def _prepare(self, adata: AnnData):
+        """Features of ``adata`` scaled as in training, and its validated graph."""
         val.check_adata(adata, copy=True)
-        mat, _ = val.get_features(adata, use_rep=self.use_rep, layer=self.layer)
+        mat, source = val.get_features(adata, use_rep=self.use_rep, layer=self.layer)
+        if source != self.input_source:
+            msg = f"The model was trained on {self.input_source} but `adata` gives {source}; pass the same input."
+            raise ValueError(msg)
         mat = mat.toarray() if hasattr(mat, "toarray") else mat
-        if mat.shape[1] <= int(self.feature_index.max()):
-            msg = f"`adata` has {mat.shape[1]} input features; the model was trained on more ({self.input_source})."
+        if mat.shape[1] != self.n_features:
+            msg = f"`adata` has {mat.shape[1]} input features in {source}; the model was trained on {self.n_features}."
             raise ValueError(msg)
         if self.var_names is not None and list(map(str, adata.var_names)) != self.var_names:
             warnings.warn(
                 "`adata.var_names` differ from the training data's; features are matched by position.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         x = (mat[:, self.feature_index] / self.input_scale).astype(np.float32)
         key = val.resolve_connectivity_key(adata, self.connectivity_key)
-        return x, graph_to_pairs(val.get_graph(adata, key))
+        return x, val.get_graph(adata, key)
 
     def _forward(self, adata: AnnData | None):
         """Embedding, soft assignments refined over the graph (weight ``graph_weight``) and gate."""
         import torch
 
         from ..module import propagate
+        from ._minibatch import FULL_BATCH_MAX_CELLS, forward_chunked
 
         self._check_trained()
         x, pairs = self._inputs(adata)
+        if x.shape[0] > FULL_BATCH_MAX_CELLS:
+            # Chunks of cells on their receptive-field subgraphs: O(chunk) memory on the device.
+            return forward_chunked(
+                self.network,
+                x,
+                pairs,
+                device=self.device,
+                cluster_temperature=self.train_config.cluster_temperature,
+                graph_weight=self.graph_weight,
+            )
         x = torch.as_tensor(x, device=self.device)
         pairs = torch.as_tensor(pairs, device=self.device)
         edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
         self.network.eval()
         with torch.no_grad():
             z, gate = self.network.embed(x, edge_index)
-            scores = self.network.cluster_scores(z)
-            proba = torch.softmax(scores / self.train_config.cluster_temperature, dim=1)
+            proba = self.network.soft_assign(z, self.train_config.cluster_temperature)
             proba = propagate(proba, edge_index, self.graph_weight)
         return z.cpu().numpy().astype(np.float32), proba.cpu().numpy().astype(np.float32), gate.cpu().numpy()
 
@@ -188,6 +258,44 @@ class SiameseClusterModel:
         """Cluster index per cell, or soft assignments (cells × clusters) when ``soft``."""
         proba = self._forward(adata)[1]
         return proba if soft else proba.argmax(1)
+
+    def save(self, dir_path, *, overwrite: bool = False) -> None:
+        """Save the trained model to the directory ``dir_path``.
+
+        Parameters
+        ----------
+        dir_path
+            Directory to create; it receives ``model.pt`` (weights), ``config.json`` and, for
+            gene-level input, ``var_names.csv``. The training data is not saved.
+        overwrite
+            Write into ``dir_path`` even if it exists (files of the model are replaced).
+        """
+        from ._io import save_model
+
+        save_model(self, dir_path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, dir_path, adata: AnnData | None = None, *, device="auto") -> SiameseClusterModel:
+        """Load a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        dir_path
+            Directory given to :meth:`save`.
+        adata
+            Optional data to attach (same input and genes as in training, with a cell graph):
+            then ``get_latent_representation()`` and ``predict()`` without arguments use it.
+            Without it, pass an AnnData to those methods.
+        device
+            ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a model trained on a GPU loads on CPU.
+
+        Returns
+        -------
+        The trained model, ready for :meth:`get_latent_representation` and :meth:`predict`.
+        """
+        from ._io import load_model
+
+        return load_model(cls, dir_path, adata, device=device)
 
     def params(self) -> dict:
         """Every setting of the model, flat, for ``uns``."""

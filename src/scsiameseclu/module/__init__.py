@@ -4,6 +4,7 @@ from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder
 from ._losses import contrastive_loss, cross_correlation_loss, reconstruction_loss, swapped_assignment_loss
+from ._mixture import fit_tied_mixture, mixture_posterior
 from ._network import SiameseNetwork, draw_view, training_step
 from ._sinkhorn import propagate, sinkhorn
 
@@ -18,7 +19,9 @@ __all__ = [
     "contrastive_loss",
     "cross_correlation_loss",
     "draw_view",
+    "fit_tied_mixture",
     "mask_features",
+    "mixture_posterior",
     "perturb_edges",
     "propagate",
     "reconstruction_loss",

@@ -12,6 +12,7 @@ from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder
 from ._losses import contrastive_loss, cross_correlation_loss, reconstruction_loss, swapped_assignment_loss
+from ._mixture import fit_tied_mixture, mixture_posterior
 from ._sinkhorn import sinkhorn
 
 
@@ -33,6 +34,10 @@ class SiameseNetwork(nn.Module):
         self.fusion = GatedFusion(d, config.graph_weight)
         self.decoder = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, n_input))
         self.prototypes = nn.Parameter(F.normalize(torch.randn(n_clusters, d), dim=1))
+        # Final tied-covariance mixture over the embedding (fitted once after training).
+        self.register_buffer("mixture_weights", torch.zeros(n_clusters, dtype=torch.float64))
+        self.register_buffer("mixture_means", torch.zeros(n_clusters, d, dtype=torch.float64))
+        self.register_buffer("mixture_cov", torch.eye(d, dtype=torch.float64))
 
     @property
     def n_clusters(self) -> int:
@@ -49,6 +54,25 @@ class SiameseNetwork(nn.Module):
     def cluster_scores(self, z: torch.Tensor) -> torch.Tensor:
         """Cosine similarity of each cell to each prototype."""
         return F.normalize(z, dim=1) @ F.normalize(self.prototypes, dim=1).T
+
+    @property
+    def mixture_fitted(self) -> bool:
+        return bool(self.mixture_weights.sum() > 0) and self.mixture_weights.shape[0] == self.n_clusters
+
+    @torch.no_grad()
+    def fit_mixture(self, z: torch.Tensor) -> None:
+        """Fit the final mixture on the embedding ``z``, started from the prototypes' hard labels."""
+        labels = self.cluster_scores(z).argmax(1)
+        resp = F.one_hot(labels, self.n_clusters).to(z.dtype)
+        self.mixture_weights, self.mixture_means, self.mixture_cov = fit_tied_mixture(z, resp)
+
+    @torch.no_grad()
+    def soft_assign(self, z: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Soft cluster assignments: mixture posteriors once fitted, else softmax of prototype scores."""
+        if self.mixture_fitted:
+            params = (self.mixture_weights, self.mixture_means, self.mixture_cov)
+            return mixture_posterior(z, *(p.to(z.device) for p in params))
+        return torch.softmax(self.cluster_scores(z) / temperature, dim=1)
 
     @torch.no_grad()
     def set_prototypes(self, centers: torch.Tensor) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
+from .. import _validation as val
 from .._constants import DEFAULT_KEY, SPATIAL_KEY
 
 
@@ -50,7 +51,8 @@ def embedding(
     color
         ``obs`` column(s) or genes to colour by; default the cluster labels ``obs[key]``.
     spatial_key
-        ``obsm`` key of the coordinates; ``None`` or absent draws the UMAP only.
+        ``obsm`` key of the coordinates; ``None`` draws the UMAP only, as does the default
+        ``"spatial"`` when absent (dissociated cells). Any other key must exist.
     ax
         One :class:`~matplotlib.axes.Axes` per panel (a single Axes when one panel is drawn).
     show
@@ -74,7 +76,7 @@ def embedding(
         if c not in adata.obs and c not in adata.var_names:
             msg = f"`color={c!r}` is neither a column of `adata.obs` nor a gene in `adata.var_names`."
             raise KeyError(msg)
-    spatial = spatial_key is not None and spatial_key in adata.obsm
+    spatial = val.check_spatial_key(adata, spatial_key, default=SPATIAL_KEY)
     bases = (["spatial"] if spatial else []) + ["umap"]
     n_panels = len(bases) * len(colors)
 

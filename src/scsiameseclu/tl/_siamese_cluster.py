@@ -31,6 +31,7 @@ def siamese_cluster(
     network_kwargs: dict | None = None,
     train_kwargs: dict | None = None,
     device: str = "auto",
+    batch_size: int | None = None,
     random_state: int | None = 0,
     key_added: str = DEFAULT_KEY,
     show_progress_bar: bool = True,
@@ -78,6 +79,14 @@ def siamese_cluster(
         :class:`~scsiameseclu.module.TrainConfig`.
     device
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    batch_size
+        Seed cells per training step. Given, training runs in mini-batches: each step uses the
+        subgraph of its seeds and their neighbourhood (as many hops as the graph encoder sees),
+        so memory grows linearly with cells and edges and only batches move to the device; the
+        schedule keeps one step per epoch. ``None``: the whole graph at once up to 50,000 cells,
+        above that mini-batches of about 16,000 cells (seeds with their neighbourhoods). Above
+        50,000 cells the final embedding is also computed in chunks (exactly). Which path ran is
+        recorded in ``uns[key_added]['training']``.
     random_state
         Seed; the same seed gives identical results on CPU. The global RNG state is not changed.
     key_added
@@ -102,13 +111,17 @@ def siamese_cluster(
         Soft cluster assignments, float32, columns in the order of the categories.
     ``adata.uns[key_added]``
         ``params`` (every setting, seed, input keys, device), ``n_clusters``, ``loss`` history,
-        ``timings``, ``version``, mean graph ``gate``.
+        ``timings``, ``version``, mean graph ``gate``, ``training`` (``mode`` ``"full"`` or
+        ``"minibatch"``, seeds per step ``batch_size``, ``mean_batch_cells``, ``n_hops``, and
+        ``inference`` ``"full"`` or ``"chunked"``).
     """
     from ..model import SiameseClusterModel
 
     t_start = time.perf_counter()
     val.check_adata(adata, copy=copy)
     key_added = val.check_key_added(key_added)
+    if batch_size is not None:
+        batch_size = val.check_int("batch_size", batch_size, 2)
     train_kwargs = dict(train_kwargs or {})
     if max_epochs is not None:
         max_epochs = val.check_int("max_epochs", max_epochs, 2)
@@ -130,7 +143,7 @@ def siamese_cluster(
         augment_kwargs=augment_kwargs,
         train_kwargs=train_kwargs,
     )
-    model.train(device=device, random_state=random_state, show_progress_bar=show_progress_bar)
+    model.train(device=device, random_state=random_state, batch_size=batch_size, show_progress_bar=show_progress_bar)
     t0 = time.perf_counter()
     z, proba, gate = model._forward(None)
     labels, proba = _relabel_by_size(proba)
@@ -148,6 +161,7 @@ def siamese_cluster(
         n_found,
         gate,
         timings={**model.history.seconds, "inference": t_infer, "total": time.perf_counter() - t_start},
+        batch_size=batch_size,
     )
 
     # Everything is computed; write in one step so that a failure above leaves `adata` untouched.
@@ -181,11 +195,21 @@ def _relabel_by_size(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return remap[hard], proba.astype(np.float32)
 
 
-def _uns(model, n_found: int, gate: np.ndarray, timings: dict) -> dict:
+def _uns(model, n_found: int, gate: np.ndarray, timings: dict, batch_size: int | None) -> dict:
     from .. import __version__
+    from ..model._minibatch import FULL_BATCH_MAX_CELLS
 
     history = model.history
     params = {k: ("None" if v is None else v) for k, v in model.params().items()}
+    params["batch_size"] = "None" if batch_size is None else batch_size
+    minibatch = model.batch_size is not None
+    training = {
+        "mode": "minibatch" if minibatch else "full",
+        "batch_size": model.batch_size if minibatch else -1,
+        "mean_batch_cells": float(history.mean_batch_cells) if minibatch else float(model.n_obs),
+        "n_hops": int(history.n_hops) if minibatch else -1,
+        "inference": "chunked" if model.n_obs > FULL_BATCH_MAX_CELLS else "full",
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return {
@@ -199,5 +223,6 @@ def _uns(model, n_found: int, gate: np.ndarray, timings: dict) -> dict:
             "stopped_epoch": -1 if history.stopped_epoch is None else int(history.stopped_epoch),
             "gate_mean": float(np.mean(gate)),
             "timings": {k: float(v) for k, v in timings.items()},
+            "training": training,
             "version": __version__,
         }

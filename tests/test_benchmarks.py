@@ -1,0 +1,99 @@
+"""The benchmark harness: scoring, merging of stored runs, and the --quick run end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+from benchmarks.metrics import accuracy, scores  # noqa: E402
+from benchmarks.run import QUICK_DATASET, store  # noqa: E402
+
+
+def test_accuracy_uses_best_matching():
+    truth = np.array(["a", "a", "a", "b", "b", "c"])
+    pred = np.array([2, 2, 0, 0, 0, 1])  # 2→a, 0→b, 1→c: 5 of 6 right
+    assert accuracy(truth, pred) == pytest.approx(5 / 6)
+    s = scores(truth, truth[::-1])
+    assert s["acc"] < 1 and scores(truth, truth) == {"ari": 1.0, "nmi": 1.0, "acc": 1.0}
+
+
+def _run(method, seed, ari, status="ok"):
+    run = {
+        "dataset": QUICK_DATASET,
+        "method": method,
+        "seed": seed,
+        "quick": False,
+        "status": status,
+        "env": "project",
+        "git_commit": "abc",
+        "versions": {},
+    }
+    if status == "ok":
+        run |= {
+            "ari": ari,
+            "nmi": ari,
+            "acc": ari,
+            "seconds": 1.0,
+            "peak_rss_mb": 100.0,
+            "n_obs": 10,
+            "k": 2,
+            "loadavg_start": [1.0, 1.0, 1.0],
+        }
+    else:
+        run["reason"] = "install failed: no wheel"
+    return run
+
+
+def test_store_replaces_same_run_and_summary_covers_all(tmp_path):
+    store(tmp_path, _run("kmeans", 0, 0.1))
+    store(tmp_path, _run("kmeans", 1, 0.3))
+    store(tmp_path, _run("banksy", 0, None, status="install_failed"))
+    runs = store(tmp_path, _run("kmeans", 0, 0.5))  # re-run of seed 0 replaces it
+    assert len(runs) == 3
+    assert sorted(r["ari"] for r in runs if r["method"] == "kmeans") == [0.3, 0.5]
+    text = report.write_summary(runs, tmp_path).read_text()
+    assert "**0.400 ± 0.141**" in text
+    assert "✗ install_failed" in text and "install failed: no wheel" in text
+
+
+def test_summary_with_no_finished_run(tmp_path):
+    run = _run("ssc", 0, None, status="timeout") | {"reason": "no result within 10 s"}
+    text = report.write_summary(store(tmp_path, run), tmp_path).read_text()
+    assert "✗ timeout" in text and "no result within 10 s" in text and "no run finished" in text
+    assert report.write_figures([run], tmp_path) == []
+
+
+@pytest.mark.slow
+def test_quick_run_writes_results_summary_and_figures(tmp_path):
+    if not (SHARED_DATA / f"{QUICK_DATASET}.h5ad").exists():
+        pytest.skip(f"{SHARED_DATA} not available")
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert sorted(r["method"] for r in runs) == ["kmeans", "ssc"]
+    for r in runs:
+        assert r["status"] == "ok", r.get("reason")
+        assert r["quick"] and r["seed"] == 0 and r["dataset"] == QUICK_DATASET
+        assert r["n_clusters_found"] == r["k"] == 7
+        assert 0 < r["ari"] <= 1 and 0 < r["acc"] <= 1
+        assert r["seconds"] > 0 and r["peak_rss_mb"] > 50 and len(r["loadavg_start"]) == 3
+        assert r["git_commit"] and r["host"] and r["versions"]["numpy"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "ssc (quick)" in summary and "kmeans (quick)" in summary and QUICK_DATASET in summary
+    for png in ("ari.png", "runtime_vs_ari.png"):
+        assert (tmp_path / png).stat().st_size > 10_000

@@ -1,0 +1,295 @@
+"""Model reuse: save → load (here and in a new Python process) gives identical results; new cells."""
+
+import json
+import random
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, spatial_graph
+from sklearn.metrics import adjusted_rand_score
+
+import scsiameseclu as ssc
+from scsiameseclu.model import SiameseClusterModel
+
+
+@pytest.fixture(scope="module")
+def split(_tissue):
+    """Training cells and held-out cells of the same tissue, each with its own spatial graph."""
+    order = np.random.default_rng(0).permutation(_tissue.n_obs)
+    parts = []
+    for idx in (np.sort(order[:300]), np.sort(order[300:])):
+        part = _tissue[idx].copy()
+        del part.obsp["spatial_connectivities"], part.obsp["spatial_distances"]
+        spatial_graph(part)
+        parts.append(part)
+    return parts
+
+
+@pytest.fixture(scope="module")
+def trained(split):
+    """A model on gene-level input with k estimated (``n_clusters=None``)."""
+    train, _ = split
+    adata = train.copy()
+    model = ssc.tl.siamese_cluster(adata, n_clusters=None, use_rep="X", return_model=True, **FAST)
+    return model, adata
+
+
+@pytest.fixture(scope="module")
+def pca_model(split):
+    """A short-trained model on ``obsm['X_pca']`` (no gene names stored)."""
+    train = split[0].copy()
+    model = ssc.tl.siamese_cluster(train, n_clusters=3, return_model=True, max_epochs=4, show_progress_bar=False)
+    return model, train
+
+
+def _run_python(code: str, cwd) -> None:
+    """Run ``code`` in a fresh Python process and require success."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_round_trip_identical(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.pt", "var_names.csv"]
+    loaded = SiameseClusterModel.load(tmp_path / "m")
+    assert loaded is not model and loaded.network is not model.network
+    assert model.n_clusters is None and loaded.n_clusters_fitted == model.n_clusters_fitted
+    assert loaded.n_clusters_scores == model.n_clusters_scores
+    assert loaded.var_names == model.var_names and loaded.random_state == model.random_state
+    assert loaded.params() == model.params()
+    assert np.array_equal(loaded.get_latent_representation(adata), model.get_latent_representation(adata))
+    assert np.array_equal(loaded.predict(adata), model.predict(adata))
+    assert np.array_equal(loaded.predict(adata, soft=True), model.predict(adata, soft=True))
+    # The labels written by tl.siamese_cluster are the model's clusters, renumbered by size.
+    codes = adata.obs["ssc"].cat.codes.to_numpy()
+    assert adjusted_rand_score(codes, loaded.predict(adata)) == 1.0
+
+
+def test_load_with_adata_attaches_it(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "m")
+    loaded = SiameseClusterModel.load(tmp_path / "m", adata)
+    assert np.array_equal(loaded.get_latent_representation(), model.get_latent_representation())
+    assert np.array_equal(loaded.predict(), model.predict())
+
+
+def test_load_without_adata_needs_one(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "m")
+    loaded = SiameseClusterModel.load(tmp_path / "m")
+    for call in (loaded.get_latent_representation, loaded.predict):
+        with pytest.raises(ValueError, match="without `adata`"):
+            call()
+
+
+def test_load_in_new_process(trained, tmp_path):
+    model, adata = trained
+    model.save(tmp_path / "m")
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    _run_python(
+        """
+        import anndata as ad, numpy as np
+        from scsiameseclu.model import SiameseClusterModel
+        adata = ad.read_h5ad("a.h5ad")
+        model = SiameseClusterModel.load("m", device="cpu")
+        np.save("z.npy", model.get_latent_representation(adata))
+        np.save("labels.npy", model.predict(adata))
+        """,
+        tmp_path,
+    )
+    assert np.array_equal(np.load(tmp_path / "z.npy"), model.get_latent_representation(adata))
+    assert np.array_equal(np.load(tmp_path / "labels.npy"), model.predict(adata))
+
+
+def test_predict_unseen_cells(trained, split, tmp_path):
+    model, _ = trained
+    held = split[1].copy()
+    z = model.get_latent_representation(held)
+    assert z.shape == (held.n_obs, model.network_config.n_latent) and z.dtype == np.float32
+    proba = model.predict(held, soft=True)
+    assert proba.shape == (held.n_obs, model.n_clusters_fitted)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    labels = model.predict(held)
+    assert labels.shape == (held.n_obs,)
+    assert adjusted_rand_score(held.obs["domain"], labels) > 0.3  # evaluation only
+    model.save(tmp_path / "m")
+    loaded = SiameseClusterModel.load(tmp_path / "m")
+    assert np.array_equal(loaded.predict(held), labels)
+    assert np.array_equal(loaded.get_latent_representation(held), z)
+
+
+def test_new_cells_must_match_training_input(trained, split):
+    model, _ = trained
+    held = split[1]
+    with pytest.raises(ValueError, match="input features"):
+        model.predict(held[:, :50].copy())
+    renamed = held.copy()
+    renamed.var_names = [f"other_{i}" for i in range(renamed.n_vars)]
+    with pytest.warns(UserWarning, match="var_names"):
+        model.predict(renamed)
+
+
+def test_new_cells_need_the_training_representation(pca_model, split):
+    model, _ = pca_model
+    no_pca = split[1].copy()
+    del no_pca.obsm["X_pca"]
+    with pytest.raises(ValueError, match="obsm\\['X_pca'\\]"):
+        model.predict(no_pca)
+
+
+def test_obsm_input_round_trip(pca_model, tmp_path):
+    model, train = pca_model
+    assert model.var_names is None
+    model.save(tmp_path / "m")
+    assert not (tmp_path / "m" / "var_names.csv").exists()
+    loaded = SiameseClusterModel.load(tmp_path / "m")
+    assert loaded.input_source == "obsm['X_pca']"
+    assert np.array_equal(loaded.get_latent_representation(train), model.get_latent_representation(train))
+
+
+def test_odd_var_names_survive(trained, tmp_path):
+    model, _ = trained
+    names = ["NA", "nan", "a,b", '"q"', "", "None", " x "]
+    names += [f"g{i}" for i in range(len(model.var_names) - len(names))]
+    original = model.var_names
+    model.var_names = names
+    try:
+        model.save(tmp_path / "m")
+    finally:
+        model.var_names = original
+    assert SiameseClusterModel.load(tmp_path / "m").var_names == names
+
+
+def test_load_leaves_global_rng_alone(trained, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "m")
+    torch.manual_seed(5)
+    np.random.seed(5)
+    random.seed(5)
+    states = torch.random.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate()
+    SiameseClusterModel.load(tmp_path / "m")
+    assert torch.equal(states[0], torch.random.get_rng_state())
+    assert np.array_equal(states[1], np.random.get_state()[1])
+    assert states[2] == random.getstate()
+
+
+def test_save_errors(trained, tmp_path, tissue):
+    model, adata = trained
+    with pytest.raises(RuntimeError, match="train"):
+        SiameseClusterModel(tissue, 4).save(tmp_path / "untrained")
+    assert not (tmp_path / "untrained").exists()
+    with pytest.raises(TypeError, match="dir_path"):
+        model.save(3)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        model.save(tmp_path / "file", overwrite=True)
+    model.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="overwrite=True"):
+        model.save(tmp_path / "m")
+    (tmp_path / "m" / "keep.txt").write_text("user file")
+    model.save(tmp_path / "m", overwrite=True)
+    assert (tmp_path / "m" / "keep.txt").read_text() == "user file"  # overwrite replaces only model files
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "config.json",
+        "keep.txt",
+        "model.pt",
+        "var_names.csv",
+    ]
+    loaded = SiameseClusterModel.load(tmp_path / "m")
+    assert np.array_equal(loaded.predict(adata), model.predict(adata))
+
+
+def _edit_config(path, **changes):
+    config = json.loads((path / "config.json").read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def _drop_key(path, key):
+    config = json.loads((path / "config.json").read_text())
+    del config[key]
+    (path / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "match"),
+    [
+        (lambda p: None, None, None),
+        (lambda p: (p / "model.pt").unlink(), FileNotFoundError, "model.pt"),
+        (lambda p: (p / "config.json").unlink(), FileNotFoundError, "config.json"),
+        (lambda p: (p / "var_names.csv").unlink(), FileNotFoundError, "var_names.csv"),
+        (lambda p: (p / "config.json").write_text("{not json"), ValueError, "not valid JSON"),
+        (lambda p: _edit_config(p, format="something.else"), ValueError, "does not hold"),
+        (lambda p: _edit_config(p, format_version=99), ValueError, "format version 99"),
+        (lambda p: _edit_config(p, network_config={"n_latent": 7}), ValueError, "does not match"),
+        (lambda p: _edit_config(p, train_config={"new_knob": 1}), ValueError, "new_knob"),
+        (lambda p: _edit_config(p, n_features=3), ValueError, "names, expected 3"),
+        (lambda p: _drop_key(p, "input_scale"), ValueError, "input_scale"),
+    ],
+)
+def test_load_errors(trained, tmp_path, damage, error, match):
+    model, adata = trained
+    path = tmp_path / "m"
+    model.save(path)
+    damage(path)
+    if error is None:
+        assert np.array_equal(SiameseClusterModel.load(path).predict(adata), model.predict(adata))
+        return
+    with pytest.raises(error, match=match):
+        SiameseClusterModel.load(path)
+
+
+def test_load_argument_errors(trained, tmp_path):
+    model, _ = trained
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        SiameseClusterModel.load(tmp_path / "nowhere")
+    with pytest.raises(TypeError, match="dir_path"):
+        SiameseClusterModel.load(None)
+    model.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="device"):
+        SiameseClusterModel.load(tmp_path / "m", device="tpu")
+    _edit_config(tmp_path / "m", scsiameseclu_version="0.0.1")
+    with pytest.warns(UserWarning, match="0.0.1"):
+        SiameseClusterModel.load(tmp_path / "m")
+
+
+def test_load_with_other_genes_warns(trained, split, tmp_path):
+    model, _ = trained
+    model.save(tmp_path / "m")
+    held = split[1].copy()
+    held.var_names = [f"other_{i}" for i in range(held.n_vars)]
+    with pytest.warns(UserWarning, match="var_names"):
+        SiameseClusterModel.load(tmp_path / "m", held)
+
+
+_DETERMINISM = """
+import numpy as np, scanpy as sc
+from sklearn.neighbors import kneighbors_graph
+import scsiameseclu as ssc
+adata = ssc.datasets.synthetic_tissue(300, n_domains=3, n_genes=60, random_state=3)
+sc.pp.normalize_total(adata)
+sc.pp.log1p(adata)
+adata.obsp["spatial_connectivities"] = kneighbors_graph(adata.obsm["spatial"], 6).tocsr()
+ssc.tl.siamese_cluster(adata, n_clusters=3, use_rep="X", random_state=11, max_epochs=30, show_progress_bar=False)
+np.save("{out}_z.npy", adata.obsm["X_ssc"])
+np.save("{out}_labels.npy", adata.obs["ssc"].cat.codes.to_numpy())
+"""
+
+
+def test_same_seed_same_result_across_processes(tmp_path):
+    for out in ("a", "b"):
+        _run_python(_DETERMINISM.format(out=out), tmp_path)
+    assert np.array_equal(np.load(tmp_path / "a_labels.npy"), np.load(tmp_path / "b_labels.npy"))
+    assert np.array_equal(np.load(tmp_path / "a_z.npy"), np.load(tmp_path / "b_z.npy"))
+    assert len(np.unique(np.load(tmp_path / "a_labels.npy"))) >= 2
