@@ -293,3 +293,42 @@ def test_same_seed_same_result_across_processes(tmp_path):
     assert np.array_equal(np.load(tmp_path / "a_labels.npy"), np.load(tmp_path / "b_labels.npy"))
     assert np.array_equal(np.load(tmp_path / "a_z.npy"), np.load(tmp_path / "b_z.npy"))
     assert len(np.unique(np.load(tmp_path / "a_labels.npy"))) >= 2
+
+
+def test_interrupted_save_is_never_loaded(trained, tmp_path, monkeypatch):
+    model, _ = trained
+    path = tmp_path / "m"
+    model.save(path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path, overwrite=True)
+    assert not any(p.name.endswith(".tmp") for p in path.iterdir())
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        SiameseClusterModel.load(path)
+
+
+def test_round_trip_head_assignments_with_estimated_k(split, tmp_path, monkeypatch):
+    # With k estimated after pre-training, network state that is not refitted (the optional final
+    # mixture) keeps the shape of the initial network; loading must restore it as it was.
+    from dataclasses import fields
+
+    from scsiameseclu.module import TrainConfig
+
+    if "final_assignment" not in {f.name for f in fields(TrainConfig)}:
+        pytest.skip("no optional final assignment step")
+    from scsiameseclu.model import _n_clusters
+
+    # The estimate is not under test here: k must differ from the initial network's 2.
+    monkeypatch.setattr(_n_clusters, "estimate_n_clusters", lambda z, **kw: (4, {2: 0.1, 3: 0.2, 4: 0.3}))
+    train = split[0].copy()
+    kwargs = {"train_kwargs": {"final_assignment": "prototypes"}, "max_epochs": 4, "show_progress_bar": False}
+    model = ssc.tl.siamese_cluster(train, None, use_rep="X", return_model=True, **kwargs)
+    assert model.n_clusters_fitted == 4
+    model.save(tmp_path / "m")
+    loaded = SiameseClusterModel.load(tmp_path / "m")
+    assert np.array_equal(loaded.predict(train, soft=True), model.predict(train, soft=True))
+    assert np.array_equal(loaded.get_latent_representation(train), model.get_latent_representation(train))

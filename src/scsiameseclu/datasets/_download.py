@@ -7,8 +7,6 @@ import os
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 logger = logging.getLogger("scsiameseclu")
 
 DEFAULT_CACHE_DIR = Path("~/.cache/scsiameseclu")
@@ -32,6 +30,8 @@ def download(url: str, dest: Path, *, timeout: float = 60.0) -> Path:
     The bytes go to ``dest.part`` first and are renamed when complete, so an interrupted
     download never leaves a truncated file under the final name.
     """
+    from tqdm.auto import tqdm
+
     if dest.exists():
         return dest
     part = dest.with_name(dest.name + ".part")

@@ -123,6 +123,8 @@ def save_model(model, dir_path, *, overwrite: bool = False) -> None:
     config = model_config(model)
     text = json.dumps(config, indent=2, default=_json_default)  # fails before anything is written
     path.mkdir(parents=True, exist_ok=True)
+    # An interrupted overwrite must not pair new weights with an old config: drop the marker first.
+    (path / CONFIG_FILE).unlink(missing_ok=True)
     state = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
     _write_atomic(path / MODEL_FILE, lambda p: torch.save(state, p))
     if model.var_names is not None:
@@ -222,6 +224,13 @@ def load_model(cls, dir_path, adata=None, *, device="auto"):
     state = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)
     with seeded_torch(0, device):  # construction draws initial weights; keep the global RNG as it was
         net = SiameseNetwork(len(model.feature_index), model.n_clusters_fitted, model.network_config)
+    # Buffers (state such as an optional final mixture) keep the shape they had when saved, which
+    # need not follow the fitted k (e.g. a mixture never fitted after k was estimated).
+    buffers = dict(net.named_buffers())
+    for name, value in state.items():
+        if name in buffers and buffers[name].shape != value.shape:
+            owner, _, attr = name.rpartition(".")
+            setattr(net.get_submodule(owner) if owner else net, attr, torch.empty_like(value))
     try:
         net.load_state_dict(state)
     except RuntimeError as err:

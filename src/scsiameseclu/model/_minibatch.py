@@ -294,7 +294,7 @@ def fit_minibatch(
     if n_clusters_fn is not None and (k := int(n_clusters_fn(z_np))) != net.n_clusters:
         group = optimizer.param_groups[0]
         group["params"] = [p for p in group["params"] if p is not net.prototypes]
-        net.prototypes = torch.nn.Parameter(torch.zeros(k, z.shape[1], device=device))
+        net.set_n_clusters(k)
         optimizer.add_param_group({"params": [net.prototypes]})
     centres = initial_prototypes(z_np, net.n_clusters, random_state, train.init)
     net.set_prototypes(torch.as_tensor(centres, dtype=torch.float32, device=device))

@@ -91,7 +91,7 @@ def fit(
         # The prototypes had no gradient yet; swap the tensor in the optimiser too.
         group = optimizer.param_groups[0]
         group["params"] = [p for p in group["params"] if p is not net.prototypes]
-        net.prototypes = torch.nn.Parameter(torch.zeros(k, z.shape[1], device=x.device))
+        net.set_n_clusters(k)
         optimizer.add_param_group({"params": [net.prototypes]})
     centres = initial_prototypes(z_np, net.n_clusters, random_state, train.init)
     net.set_prototypes(torch.as_tensor(centres, dtype=z.dtype, device=x.device))

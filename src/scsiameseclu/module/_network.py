@@ -55,6 +55,14 @@ class SiameseNetwork(nn.Module):
         """Cosine similarity of each cell to each prototype."""
         return F.normalize(z, dim=1) @ F.normalize(self.prototypes, dim=1).T
 
+    def set_n_clusters(self, k: int) -> nn.Parameter:
+        """Replace the prototypes by ``k`` new ones (and reset the mixture); returns the new parameter."""
+        d, device = self.prototypes.shape[1], self.prototypes.device
+        self.prototypes = nn.Parameter(torch.zeros(k, d, device=device))
+        self.mixture_weights = torch.zeros(k, dtype=torch.float64, device=device)
+        self.mixture_means = torch.zeros(k, d, dtype=torch.float64, device=device)
+        return self.prototypes
+
     @property
     def mixture_fitted(self) -> bool:
         return bool(self.mixture_weights.sum() > 0) and self.mixture_weights.shape[0] == self.n_clusters
