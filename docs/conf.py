@@ -160,6 +160,7 @@ _SYMBOLS = {
     "w_reconstruction": r"$\lambda_\text{rec}$",
     "w_contrastive": r"$\lambda_\text{nce}$",
     "w_cluster": r"$\lambda_\text{cl}$",
+    "w_library": r"$\lambda_\text{lib}$",
     "contrastive_temperature": r"$\tau_\text{nce}$",
     "contrastive_max_cells": r"$n_\text{nce}$",
     "cluster_temperature": r"$\tau$",

@@ -24,15 +24,20 @@ def spatial_graph(adata):
         sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
 
 
-@pytest.fixture(scope="session")
-def _tissue():
-    adata = ssc.datasets.synthetic_tissue(400, n_domains=4, n_genes=100, random_state=1)
+def make_tissue(n_obs: int):
+    """Synthetic layered tissue of ``n_obs`` cells: raw counts layer, log-normalised X, X_pca, spatial graph."""
+    adata = ssc.datasets.synthetic_tissue(n_obs, n_domains=4, n_genes=100, random_state=1)
     adata.layers["counts"] = adata.X.copy()
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     sc.pp.pca(adata, n_comps=20, random_state=0)
     spatial_graph(adata)
     return adata
+
+
+@pytest.fixture(scope="session")
+def _tissue():
+    return make_tissue(400)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import FAST, assert_unchanged, snapshot
+from conftest import FAST, assert_unchanged, make_tissue, snapshot
 from sklearn.metrics import adjusted_rand_score
 from torch_geometric.utils import k_hop_subgraph, subgraph
 
@@ -11,10 +11,10 @@ import scsiameseclu as ssc
 from scsiameseclu._graph import graph_to_pairs
 from scsiameseclu.model._minibatch import (
     FULL_BATCH_MAX_CELLS,
+    TARGET_BATCH_CELLS,
     CellGraph,
     auto_batch_size,
     embed_chunked,
-    forward_chunked,
     locality_order,
     use_minibatch,
 )
@@ -25,15 +25,7 @@ TINY = {"max_epochs": 4, "show_progress_bar": False}  # where only the mechanics
 
 @pytest.fixture(scope="module")
 def _tissue600():
-    import scanpy as sc
-    from conftest import spatial_graph
-
-    adata = ssc.datasets.synthetic_tissue(600, n_domains=4, n_genes=100, random_state=1)
-    sc.pp.normalize_total(adata)
-    sc.pp.log1p(adata)
-    sc.pp.pca(adata, n_comps=20, random_state=0)
-    spatial_graph(adata)
-    return adata
+    return make_tissue(600)
 
 
 @pytest.fixture
@@ -87,18 +79,17 @@ def test_chunked_embedding_equals_full(tissue600, n_hops):
     torch.testing.assert_close(z3, z[nodes], atol=1e-5, rtol=1e-4)
 
 
-def test_chunked_forward_equals_full_on_trained_model(tissue600):
+def test_chunked_forward_equals_full_on_trained_model(tissue600, monkeypatch):
+    from scsiameseclu.model import _minibatch
+
     model = ssc.tl.siamese_cluster(tissue600, n_clusters=4, batch_size=128, return_model=True, **TINY)
-    z_full, proba_full, gate_full = model._forward(None)  # 600 cells: the whole graph at once
-    z, proba, gate = forward_chunked(
-        model.network,
-        model._x,
-        _pairs(tissue600),
-        device=model.device,
-        cluster_temperature=model.train_config.cluster_temperature,
-        graph_weight=model.graph_weight,
-        chunk_size=97,
-    )
+    z_cached, proba_cached, gate_cached = model._forward(None)  # kept from training
+    z_full, proba_full, gate_full = model._forward(tissue600)  # 600 cells: the whole graph at once
+    np.testing.assert_array_equal(z_cached, z_full)
+    np.testing.assert_array_equal(proba_cached, proba_full)
+    monkeypatch.setattr(_minibatch, "FULL_BATCH_MAX_CELLS", 100)
+    monkeypatch.setattr(_minibatch, "INFERENCE_CHUNK", 97)
+    z, proba, gate = model._forward(tissue600)  # chunks of 97 cells on their subgraphs
     np.testing.assert_allclose(z, z_full, atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(gate, gate_full, atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(proba, proba_full, atol=1e-5, rtol=1e-4)
@@ -111,8 +102,8 @@ def test_auto_batch_size_follows_neighbourhood_size():
     graph = CellGraph(ring, n)
     gen = torch.Generator().manual_seed(0)
     # 5 cells within 2 hops of each cell of a ring, 3 within 1 hop
-    assert 3000 <= auto_batch_size(graph, 2, gen) <= 3400
-    assert 5200 <= auto_batch_size(graph, 1, gen) <= 5600
+    assert auto_batch_size(graph, 2, gen) == pytest.approx(TARGET_BATCH_CELLS / 5, rel=0.05)
+    assert auto_batch_size(graph, 1, gen) == pytest.approx(TARGET_BATCH_CELLS / 3, rel=0.05)
     assert auto_batch_size(CellGraph(ring[:, :50], 100), 2, gen) == 100  # never more than the cells
 
 

@@ -6,7 +6,9 @@ import subprocess
 import sys
 import textwrap
 
+import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import FAST, spatial_graph
@@ -84,7 +86,7 @@ def test_load_without_adata_needs_one(trained, tmp_path):
     model, _ = trained
     model.save(tmp_path / "m")
     loaded = SiameseClusterModel.load(tmp_path / "m")
-    for call in (loaded.get_latent_representation, loaded.predict):
+    for call in (loaded.get_latent_representation, loaded.predict, loaded.train):
         with pytest.raises(ValueError, match="without `adata`"):
             call()
 
@@ -134,6 +136,28 @@ def test_new_cells_must_match_training_input(trained, split):
     renamed.var_names = [f"other_{i}" for i in range(renamed.n_vars)]
     with pytest.warns(UserWarning, match="var_names"):
         model.predict(renamed)
+
+
+def test_new_cells_matched_by_gene_name(trained, split):
+    model, _ = trained
+    held = split[1]
+    expected = model.predict(held)
+    shuffled = held[:, np.random.default_rng(0).permutation(held.n_vars)].copy()
+    wider = ad.AnnData(  # 5 more genes in front
+        np.hstack([np.ones((held.n_obs, 5), dtype=held.X.dtype), held.X.toarray() if hasattr(held.X, 'toarray') else held.X]),
+        obs=held.obs,
+        var=pd.DataFrame(index=[f"extra_{i}" for i in range(5)] + list(held.var_names)),
+        obsp=held.obsp,
+    )
+    for adata in (shuffled, wider):
+        np.testing.assert_array_equal(model.predict(adata), expected)
+
+
+def test_predict_numbers_clusters_as_obs(pca_model):
+    model, train = pca_model
+    assert model.cluster_order is not None
+    np.testing.assert_array_equal(model.predict(), train.obs["ssc"].astype(int).to_numpy())
+    assert model.predict(soft=True).shape == train.obsm["ssc_proba"].shape
 
 
 def test_new_cells_need_the_training_representation(pca_model, split):

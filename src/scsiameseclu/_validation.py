@@ -69,6 +69,11 @@ def get_features(
     if adata.isbacked and source == "X":
         msg = "`adata` is backed and `X` is on disk; call `adata.to_memory()` or pass `use_rep`."
         raise ValueError(msg)
+    return checked_matrix(mat, source, adata.n_obs), source
+
+
+def checked_matrix(mat, source: str, n_obs: int) -> np.ndarray | sparse.csr_matrix:
+    """``mat`` as float32 after the checks of :func:`get_features` (integer counts get log1p)."""
     if hasattr(mat, "to_numpy"):  # DataFrame in obsm
         mat = mat.to_numpy()
     if sparse.issparse(mat):
@@ -77,8 +82,8 @@ def get_features(
     else:
         mat = np.asarray(mat)
         values = mat
-    if mat.ndim != 2 or mat.shape[0] != adata.n_obs:
-        msg = f"{source} must be a 2-D matrix with {adata.n_obs} rows, got shape {mat.shape}."
+    if mat.ndim != 2 or mat.shape[0] != n_obs:
+        msg = f"{source} must be a 2-D matrix with {n_obs} rows, got shape {mat.shape}."
         raise ValueError(msg)
     if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
         msg = f"{source} must be numeric, got dtype {values.dtype}."
@@ -101,7 +106,82 @@ def get_features(
         n = int((row_signal == 0).sum())
         msg = f"{n} cell(s) have no signal in {source} (all zeros); filter them with `sc.pp.filter_cells(adata, min_counts=1)`."
         raise ValueError(msg)
-    return mat, source
+    return mat
+
+
+def check_extra_rep(adata: AnnData, extra_rep, *, use_rep: str | None, layer: str | None) -> tuple[str, ...]:
+    """``extra_rep`` (``None``, an ``obsm`` key or a list of keys) as a tuple of distinct ``obsm`` keys."""
+    if extra_rep is None:
+        return ()
+    keys = (extra_rep,) if isinstance(extra_rep, str) else extra_rep
+    if not isinstance(keys, list | tuple) or not keys or not all(isinstance(k, str) for k in keys):
+        msg = f"`extra_rep` must be an `obsm` key, a non-empty list of keys or None, got {extra_rep!r}."
+        raise TypeError(msg)
+    if len(set(keys)) < len(keys):
+        msg = f"`extra_rep` lists a key more than once: {list(keys)!r}."
+        raise ValueError(msg)
+    for key in keys:
+        if key == use_rep or (use_rep is None and layer is None and key == PCA_KEY):
+            msg = f"`extra_rep={key!r}` is already the expression input (`use_rep`); pass another representation."
+            raise ValueError(msg)
+        if key not in adata.obsm:
+            msg = f"`extra_rep={key!r}` is not in `adata.obsm` (keys: {list(adata.obsm)})."
+            raise KeyError(msg)
+    return tuple(keys)
+
+
+def get_extra_features(adata: AnnData, key: str) -> np.ndarray | sparse.csr_matrix:
+    """The extra modality ``obsm[key]``, checked like the expression input, as float32.
+
+    Used as given (normalise it first; CLR for protein counts). Integer-typed matrices are taken
+    as raw counts and log1p-transformed, as for the expression input, with a warning.
+    """
+    if key not in adata.obsm:
+        msg = f"`extra_rep={key!r}` is not in `adata.obsm` (keys: {list(adata.obsm)}); the model was trained with it."
+        raise KeyError(msg)
+    mat = adata.obsm[key]
+    mat = mat.to_numpy() if hasattr(mat, "to_numpy") else mat
+    dtype = getattr(mat, "dtype", None)
+    if dtype is not None and (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)):
+        warnings.warn(
+            f"`adata.obsm[{key!r}]` is integer-typed: read as raw counts and log1p-transformed. Normalise it "
+            "first for a better input (for protein counts, the centred log-ratio: `muon.prot.pp.clr`).",
+            UserWarning,
+            stacklevel=4,
+        )
+    return checked_matrix(mat, f"obsm['{key}']", adata.n_obs)
+
+
+def check_library_key(adata: AnnData, library_key) -> np.ndarray | None:
+    """Integer library code of each cell from ``obs[library_key]`` (``None`` without a key)."""
+    if library_key is None:
+        return None
+    if not isinstance(library_key, str):
+        msg = f"`library_key` must be an `obs` column name or None, got {library_key!r}."
+        raise TypeError(msg)
+    if library_key not in adata.obs:
+        msg = f"`library_key={library_key!r}` is not a column of `adata.obs` (columns: {list(adata.obs.columns)})."
+        raise KeyError(msg)
+    column = adata.obs[library_key]
+    if column.isna().any():
+        msg = (
+            f"`adata.obs[{library_key!r}]` has {int(column.isna().sum())} missing value(s); every cell needs a library."
+        )
+        raise ValueError(msg)
+    codes, uniques = column.factorize(sort=True)
+    if len(uniques) < 2:
+        warnings.warn(
+            f"`adata.obs[{library_key!r}]` has one library only; there is no slice identity to correct for.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return codes.astype(np.int64)
+
+
+def cross_library_edges(graph: sparse.csr_matrix, library: np.ndarray) -> int:
+    """Number of stored edges of ``graph`` between cells of different libraries."""
+    coo = graph.tocoo()
+    return int((library[coo.row] != library[coo.col]).sum())
 
 
 def feature_matrix(mat) -> tuple[np.ndarray, np.ndarray, float]:

@@ -7,7 +7,7 @@ A saved model is a directory with
 ``config.json``
     Format and package version, the three configs, the fitted number of clusters and everything
     needed to turn a new AnnData into network input the same way (input source, kept feature
-    indices, global scale, graph key, ``graph_weight``, seed).
+    indices, global scale, graph key, ``graph_weight``, seed; the same for each extra modality).
 ``var_names.csv``
     The training genes, when the input was ``X`` or a layer (absent for an ``obsm`` input).
 
@@ -102,9 +102,16 @@ def model_config(model) -> dict:
         "input_scale": float(model.input_scale),
         "random_state": model.random_state,
         "batch_size": getattr(model, "batch_size", None),
+        "cluster_order": model.cluster_order,
         "trained_on_device": str(model.device),
         "n_obs_trained": int(model.n_obs) if model.n_obs is not None else None,
         "has_var_names": model.var_names is not None,
+        # Extra modalities (``extra_rep``): obsm keys, column counts, kept columns and scales.
+        "extra_rep": list(model.extra_rep),
+        "extra_n_features": [int(n) for n in model.extra_n_features],
+        "extra_index": [[int(i) for i in index] for index in model.extra_index],
+        "extra_scale": [float(v) for v in model.extra_scale],
+        "library_key": model.library_key,
     }
 
 
@@ -213,17 +220,28 @@ def load_model(cls, dir_path, adata=None, *, device="auto"):
     for key in ("input_source", "n_features", "input_scale", "random_state"):
         setattr(model, key, config[key])
     model.n_clusters_scores = {int(k): v for k, v in config["n_clusters_scores"].items()}
+    # Saves without extra modalities or library (older ones) lack these keys.
+    model.extra_rep = tuple(config.get("extra_rep", ()))
+    model.extra_n_features = list(config.get("extra_n_features", []))
+    model.extra_index = [np.asarray(index, dtype=np.int64) for index in config.get("extra_index", [])]
+    model.extra_scale = list(config.get("extra_scale", []))
+    model.library_key, model._library = config.get("library_key"), None
+    if [len(index) for index in model.extra_index] != list(model.network_config.extra_dims):
+        msg = f"`{path / CONFIG_FILE}` has extra modalities that do not match `network_config['extra_dims']`."
+        raise ValueError(msg)
     model.feature_index = np.asarray(config["feature_index"], dtype=np.int64)
     model.var_names = var_names
     model.batch_size = config.get("batch_size")
+    model.cluster_order = config.get("cluster_order")
     model.device = device
     model.history = None
     model.network = None
-    model._x, model._graph, model.n_obs = None, None, None
+    model._x, model._graph, model.n_obs, model._latent = None, None, None, None
 
     state = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)
     with seeded_torch(0, device):  # construction draws initial weights; keep the global RNG as it was
-        net = SiameseNetwork(len(model.feature_index), model.n_clusters_fitted, model.network_config)
+        n_input = len(model.feature_index) + sum(model.network_config.extra_dims)
+        net = SiameseNetwork(n_input, model.n_clusters_fitted, model.network_config)
     # Buffers (state such as an optional final mixture) keep the shape they had when saved, which
     # need not follow the fitted k (e.g. a mixture never fitted after k was estimated).
     buffers = dict(net.named_buffers())

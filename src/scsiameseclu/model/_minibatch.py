@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..module import AugmentConfig, SiameseNetwork, TrainConfig, propagate, training_step
+from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
 from ._init import initial_prototypes
 from ._training import TrainingHistory, _optimise
 
@@ -28,7 +28,7 @@ logger = logging.getLogger("scsiameseclu")
 #: ``batch_size=None`` trains on the whole graph at once up to this many cells, in mini-batches above.
 FULL_BATCH_MAX_CELLS = 50_000
 #: Cells (seeds with their neighbourhoods) per step aimed at when the number of seeds is chosen automatically.
-TARGET_BATCH_CELLS = 16_384
+TARGET_BATCH_CELLS = 8_192
 #: Cells embedded to seed the prototypes (and choose k): a fixed random subsample.
 INIT_MAX_CELLS = 30_000
 #: Cells whose labels are compared for label-free early stopping: a fixed random subsample.
@@ -145,16 +145,17 @@ def embed_chunked(
     nodes: torch.Tensor | None = None,
     *,
     device: torch.device,
-    chunk_size: int = INFERENCE_CHUNK,
+    chunk_size: int | None = None,
     order: torch.Tensor | np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact clean-view embedding, gate and cluster scores of ``nodes`` (default: all), chunk by chunk.
 
     Each chunk of seed cells is embedded on its receptive-field subgraph, so peak memory is that
     of one chunk's neighbourhood. ``x`` stays where it is (CPU); results are on the CPU, in the
-    order of ``nodes``. ``order`` (a permutation of ``nodes``' positions) only sets how cells are
+    order of ``nodes``; ``chunk_size`` defaults to ``INFERENCE_CHUNK``. ``order`` (a permutation of ``nodes``' positions) only sets how cells are
     grouped into chunks (compact groups have small neighbourhoods), not the result.
     """
+    chunk_size = chunk_size or INFERENCE_CHUNK
     was_training = net.training
     net.eval()
     n_hops = receptive_field(net)
@@ -173,29 +174,6 @@ def embed_chunked(
         scores[pos] = net.cluster_scores(z_b).cpu()
     net.train(was_training)
     return z, gate, scores
-
-
-def forward_chunked(
-    net: SiameseNetwork,
-    x: np.ndarray,
-    pairs: np.ndarray,
-    *,
-    device: torch.device,
-    cluster_temperature: float,
-    graph_weight: float,
-    chunk_size: int = INFERENCE_CHUNK,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Embedding, graph-smoothed soft assignments and gate of every cell, in chunks (see ``_forward``)."""
-    x_t = torch.from_numpy(np.ascontiguousarray(x))
-    pairs_t = torch.from_numpy(pairs)
-    graph = CellGraph(pairs_t, x.shape[0])
-    order = locality_order(pairs, x.shape[0])
-    z, gate, scores = embed_chunked(net, x_t, graph, device=device, chunk_size=chunk_size, order=order)
-    del scores
-    proba = net.soft_assign(z, cluster_temperature)
-    # APPNP smoothing is O(E·K) on the CPU-resident graph.
-    proba = propagate(proba, torch.cat([pairs_t, pairs_t.flip(0)], dim=1), graph_weight)
-    return z.numpy().astype(np.float32), proba.numpy().astype(np.float32), gate.numpy()
 
 
 def _subsample(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -240,6 +218,7 @@ def fit_minibatch(
     device: torch.device,
     n_clusters_fn=None,
     show_progress_bar: bool = True,
+    library: torch.Tensor | None = None,
 ) -> MiniBatchHistory:
     """Train ``net`` (on ``device``) in place with one neighbourhood subgraph per step.
 
@@ -257,6 +236,8 @@ def fit_minibatch(
     batch_size
         Seed cells per step; each step trains on the subgraph of the seeds and their
         receptive-field neighbourhood. ``None``: chosen by :func:`auto_batch_size`.
+    library
+        Optional integer library code per cell (CPU), gathered per batch like ``x``.
     """
     history = MiniBatchHistory(n_hops=receptive_field(net))
     seeds = np.random.SeedSequence(random_state).generate_state(2)
@@ -274,7 +255,8 @@ def fit_minibatch(
     def batch():
         b = stream.next()
         nodes, p, e = graph.neighbourhood(b, n_hops)
-        return b.numel(), x[nodes].to(device, non_blocking=True), p.to(device), e.to(device)
+        lib = None if library is None else library[nodes].to(device)  # the library term's codes
+        return b.numel(), x[nodes].to(device, non_blocking=True), p.to(device), e.to(device), lib
 
     n_total = train.n_epochs_pretrain + train.n_epochs_cluster
     bar = tqdm(total=n_total, desc="ssc (mini-batch)", disable=not show_progress_bar, leave=False)
@@ -282,9 +264,11 @@ def fit_minibatch(
     n_nodes = 0
     t0 = time.perf_counter()
     for _ in range(train.n_epochs_pretrain):
-        _, xb, pb, _ = batch()
+        _, xb, pb, _, lb = batch()
         n_nodes += xb.shape[0]
-        _optimise(optimizer, training_step(net, xb, pb, augment, train, generator, cluster=False), history, bar)
+        _optimise(
+            optimizer, training_step(net, xb, pb, augment, train, generator, cluster=False, library=lb), history, bar
+        )
     history.seconds["pretrain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -310,9 +294,11 @@ def fit_minibatch(
     uniform = torch.full_like(sizes, 1.0 / net.n_clusters)
     for epoch in range(train.n_epochs_cluster):
         target = (1 - train.balance) * sizes + train.balance * uniform
-        n_seeds, xb, pb, eb = batch()
+        n_seeds, xb, pb, eb, lb = batch()
         n_nodes += xb.shape[0]
-        out = training_step(net, xb, pb, augment, train, generator, cluster=True, cluster_weights=target, edge_index=eb)
+        out = training_step(
+            net, xb, pb, augment, train, generator, cluster=True, cluster_weights=target, edge_index=eb, library=lb
+        )
         _optimise(optimizer, out, history, bar)
         # Seeds are a uniform sample of cells (their neighbours are not): they estimate the sizes.
         batch_sizes = out.assignments[:n_seeds].mean(0).detach()

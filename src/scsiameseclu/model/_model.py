@@ -15,7 +15,16 @@ from .._constants import GRAPH_WEIGHT_KNN, GRAPH_WEIGHT_SPATIAL
 from .._device import resolve_device, resolve_seed, seeded_torch
 from .._graph import graph_to_pairs
 
+#: The final mixture is fitted on at most this many cells (a fixed random subsample).
+MIXTURE_MAX_CELLS = 100_000
+
 logger = logging.getLogger("scsiameseclu")
+
+
+def order_by_size(proba: np.ndarray) -> list[int]:
+    """Columns of ``proba`` by the size of their hard clusters, largest first; empty ones dropped."""
+    counts = np.bincount(proba.argmax(1), minlength=proba.shape[1])
+    return [int(c) for c in np.argsort(-counts, kind="stable") if counts[c] > 0]
 
 
 class SiameseClusterModel:
@@ -45,6 +54,14 @@ class SiameseClusterModel:
     network_kwargs, augment_kwargs, train_kwargs
         Overrides of :class:`~scsiameseclu.module.NetworkConfig`,
         :class:`~scsiameseclu.module.AugmentConfig`, :class:`~scsiameseclu.module.TrainConfig`.
+    extra_rep
+        ``obsm`` key(s) of extra per-cell modalities (e.g. ``"ADT"`` proteins), used as given
+        (normalise them first: CLR for protein counts); each is divided by its own global scale
+        and gets an MLP branch of its own in the fusion. New cells need the same keys.
+    library_key
+        ``obs`` column of the library (slice, sample) of each cell; with
+        ``train_kwargs['w_library'] > 0`` (default 0) a term keeps library identity out of the
+        embedding.
 
     Notes
     -----
@@ -76,6 +93,8 @@ class SiameseClusterModel:
         network_kwargs: dict | None = None,
         augment_kwargs: dict | None = None,
         train_kwargs: dict | None = None,
+        extra_rep: str | list[str] | None = None,
+        library_key: str | None = None,
     ):
         from ..module import AugmentConfig, NetworkConfig, TrainConfig
 
@@ -87,8 +106,23 @@ class SiameseClusterModel:
             graph_weight = GRAPH_WEIGHT_SPATIAL if spatial else GRAPH_WEIGHT_KNN
         self.graph_weight = val.check_fraction("graph_weight", graph_weight, upper_open=False)
         self.use_rep, self.layer = use_rep, layer
+        self.extra_rep = val.check_extra_rep(adata, extra_rep, use_rep=use_rep, layer=layer)
+        if "extra_dims" in (network_kwargs or {}):
+            msg = "`network_kwargs['extra_dims']` is set from the data; pass `extra_rep` instead."
+            raise ValueError(msg)
+        extras = [val.feature_matrix(val.get_extra_features(adata, key)) for key in self.extra_rep]
+        # Per extra modality: kept columns, global scale, column count before dropping constants.
+        self.extra_index = [index for _, index, _ in extras]
+        self.extra_scale = [scale for _, _, scale in extras]
+        self.extra_n_features = [adata.obsm[key].shape[1] for key in self.extra_rep]
+        self.library_key = library_key
+        self._library = val.check_library_key(adata, library_key)
         self.network_config = _make_config(
-            NetworkConfig, "network_kwargs", network_kwargs, graph_weight=self.graph_weight
+            NetworkConfig,
+            "network_kwargs",
+            network_kwargs,
+            graph_weight=self.graph_weight,
+            extra_dims=tuple(len(index) for index in self.extra_index),
         )
         self.augment_config = _make_config(AugmentConfig, "augment_kwargs", augment_kwargs)
         self.train_config = _make_config(TrainConfig, "train_kwargs", train_kwargs)
@@ -107,6 +141,18 @@ class SiameseClusterModel:
         mat, self.input_source = val.get_features(adata, use_rep=use_rep, layer=layer)
         self._graph = val.get_graph(adata, self.connectivity_key)
         self._x, self.feature_index, self.input_scale = val.feature_matrix(mat)
+        if extras:  # extra modalities: the last columns of the network input, each scaled on its own
+            self._x = np.hstack([self._x, *(x for x, _, _ in extras)])
+        if self._library is not None and self.connectivity_key.startswith("spatial"):
+            n_cross = val.cross_library_edges(self._graph, self._library)
+            if n_cross:
+                warnings.warn(
+                    f"{n_cross} edge(s) of `adata.obsp[{self.connectivity_key!r}]` join cells of different "
+                    f"libraries; build the graph per slice with "
+                    f"`squidpy.gr.spatial_neighbors(adata, library_key={library_key!r})`.",
+                    UserWarning,
+                    stacklevel=3,
+                )
         self.n_features = mat.shape[1]
         self.var_names = None if self.input_source.startswith("obsm") else list(map(str, adata.var_names))
         self.n_obs = adata.n_obs
@@ -115,6 +161,8 @@ class SiameseClusterModel:
         self.device = None
         self.random_state = None
         self.n_clusters_scores: dict[int, float] = {}
+        self._latent = None  # (embedding, gate) of the training cells, kept after training
+        self.cluster_order: list[int] | None = None  # network clusters by training size, empty ones dropped
 
     @property
     def is_trained(self) -> bool:
@@ -133,7 +181,7 @@ class SiameseClusterModel:
         ``batch_size`` seed cells per step switches to mini-batch training on their
         neighbourhood subgraphs (memory linear in cells and edges; only batches go to the
         device). ``None``: the whole graph at once up to 50,000 cells, above that mini-batches
-        of about 16,000 cells (seeds with their neighbourhoods; see
+        of about 8,000 cells (seeds with their neighbourhoods; see
         :mod:`scsiameseclu.model._minibatch`).
         """
         import torch
@@ -143,6 +191,9 @@ class SiameseClusterModel:
         from ._n_clusters import estimate_n_clusters
         from ._training import fit
 
+        if self._x is None:
+            msg = "This model was loaded without `adata`; load it with `adata` to train it again."
+            raise ValueError(msg)
         if batch_size is not None:
             batch_size = val.check_int("batch_size", batch_size, 2)
         self.device = resolve_device(device)
@@ -168,6 +219,8 @@ class SiameseClusterModel:
                 "random_state": self.random_state,
                 "n_clusters_fn": choose_k if self.n_clusters is None else None,
                 "show_progress_bar": show_progress_bar,
+                # Library code per cell for the library term (issue 7), None without `library_key`.
+                "library": None if self._library is None else torch.as_tensor(self._library, device=data_device),
             }
             if minibatch:
                 self.history = fit_minibatch(net, x, pairs, batch_size=batch_size, device=self.device, **common)
@@ -178,11 +231,22 @@ class SiameseClusterModel:
         self.history.seconds["train"] = time.perf_counter() - t0
         self.network = net
         self.n_clusters_fitted = net.n_clusters
+        t0 = time.perf_counter()
+        # Embedded once: the mixture and the results of `tl.siamese_cluster` both read it.
+        self._latent = self._embed(self._x, graph_to_pairs(self._graph))
+        self.history.seconds["embed"] = time.perf_counter() - t0
         if self.train_config.final_assignment == "mixture":
             t0 = time.perf_counter()
-            # A tied-covariance mixture over the embedding, started from the head's labels.
-            net.fit_mixture(torch.as_tensor(self.get_latent_representation(), device=self.device))
+            # A tied-covariance mixture over the embedding, started from the head's labels; fitted
+            # on a fixed random subsample for large data (EM costs O(N·K·d) per iteration).
+            z = self._latent[0]
+            if z.shape[0] > MIXTURE_MAX_CELLS:
+                rng = np.random.default_rng(self.random_state)
+                z = z[np.sort(rng.choice(z.shape[0], MIXTURE_MAX_CELLS, replace=False))]
+            net.fit_mixture(z.to(self.device))
             self.history.seconds["mixture"] = time.perf_counter() - t0
+        self.cluster_order = None
+        self.cluster_order = order_by_size(self._forward(None)[1])
         return self
 
     def _check_trained(self) -> None:
@@ -207,55 +271,97 @@ class SiameseClusterModel:
         if source != self.input_source:
             msg = f"The model was trained on {self.input_source} but `adata` gives {source}; pass the same input."
             raise ValueError(msg)
+        names = list(map(str, adata.var_names))
+        if self.var_names is not None and names != self.var_names:
+            position = {g: i for i, g in enumerate(names)}
+            if len(position) == len(names) and all(g in position for g in self.var_names):
+                # Every training gene is there: match by name (another order, or more genes).
+                logger.info("Selecting the model's %d genes from `adata.var_names` by name.", len(self.var_names))
+                mat = mat[:, [position[g] for g in self.var_names]]
+            elif mat.shape[1] == self.n_features:
+                warnings.warn(
+                    "`adata.var_names` differ from the training data's; features are matched by position.",
+                    UserWarning,
+                    stacklevel=5,
+                )
         mat = mat.toarray() if hasattr(mat, "toarray") else mat
         if mat.shape[1] != self.n_features:
             msg = f"`adata` has {mat.shape[1]} input features in {source}; the model was trained on {self.n_features}."
             raise ValueError(msg)
-        if self.var_names is not None and list(map(str, adata.var_names)) != self.var_names:
-            warnings.warn(
-                "`adata.var_names` differ from the training data's; features are matched by position.",
-                UserWarning,
-                stacklevel=5,
-            )
         x = (mat[:, self.feature_index] / self.input_scale).astype(np.float32)
+        x = np.hstack([x, *self._extra_inputs(adata)]) if self.extra_rep else x
         key = val.resolve_connectivity_key(adata, self.connectivity_key)
         return x, val.get_graph(adata, key)
+
+    def _extra_inputs(self, adata: AnnData) -> list[np.ndarray]:
+        """The extra modalities of ``adata`` (same ``obsm`` keys and widths), scaled as in training."""
+        out = []
+        for key, index, scale, n in zip(
+            self.extra_rep, self.extra_index, self.extra_scale, self.extra_n_features, strict=True
+        ):
+            mat = val.get_extra_features(adata, key)
+            mat = mat.toarray() if hasattr(mat, "toarray") else mat
+            if mat.shape[1] != n:
+                msg = f"`adata.obsm[{key!r}]` has {mat.shape[1]} columns; the model was trained on {n}."
+                raise ValueError(msg)
+            out.append((mat[:, index] / scale).astype(np.float32))
+        return out
+
+    def _embed(self, x: np.ndarray, pairs: np.ndarray):
+        """Clean embedding and graph gate (CPU tensors); chunked above ``FULL_BATCH_MAX_CELLS`` cells."""
+        import torch
+
+        from ._minibatch import FULL_BATCH_MAX_CELLS, CellGraph, embed_chunked, locality_order
+
+        net = self.network
+        net.eval()
+        if x.shape[0] > FULL_BATCH_MAX_CELLS:
+            # Chunks of cells on their receptive-field subgraphs: O(chunk) memory on the device.
+            graph = CellGraph(torch.from_numpy(pairs), x.shape[0])
+            order = locality_order(pairs, x.shape[0])
+            z, gate, _ = embed_chunked(net, torch.from_numpy(np.ascontiguousarray(x)), graph, device=self.device, order=order)
+            return z, gate
+        x_t = torch.as_tensor(x, device=self.device)
+        pairs_t = torch.as_tensor(pairs, device=self.device)
+        with torch.no_grad():
+            z, gate = net.embed(x_t, torch.cat([pairs_t, pairs_t.flip(0)], dim=1))
+        return z.cpu(), gate.cpu()
 
     def _forward(self, adata: AnnData | None):
         """Embedding, soft assignments refined over the graph (weight ``graph_weight``) and gate."""
         import torch
 
         from ..module import propagate
-        from ._minibatch import FULL_BATCH_MAX_CELLS, forward_chunked
+        from ._minibatch import FULL_BATCH_MAX_CELLS
 
         self._check_trained()
         x, pairs = self._inputs(adata)
-        if x.shape[0] > FULL_BATCH_MAX_CELLS:
-            # Chunks of cells on their receptive-field subgraphs: O(chunk) memory on the device.
-            return forward_chunked(
-                self.network,
-                x,
-                pairs,
-                device=self.device,
-                cluster_temperature=self.train_config.cluster_temperature,
-                graph_weight=self.graph_weight,
-            )
-        x = torch.as_tensor(x, device=self.device)
-        pairs = torch.as_tensor(pairs, device=self.device)
-        edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
-        self.network.eval()
+        if adata is None and self._latent is not None:
+            z, gate = self._latent
+        else:
+            z, gate = self._embed(x, pairs)
+        # Large data stays on the CPU: the assignments and their smoothing are O(N·K) and O(E·K).
+        device = self.device if x.shape[0] <= FULL_BATCH_MAX_CELLS else torch.device("cpu")
+        pairs_t = torch.as_tensor(pairs, device=device)
         with torch.no_grad():
-            z, gate = self.network.embed(x, edge_index)
-            proba = self.network.soft_assign(z, self.train_config.cluster_temperature)
-            proba = propagate(proba, edge_index, self.graph_weight)
-        return z.cpu().numpy().astype(np.float32), proba.cpu().numpy().astype(np.float32), gate.cpu().numpy()
+            proba = self.network.soft_assign(z.to(device), self.train_config.cluster_temperature)
+            proba = propagate(proba, torch.cat([pairs_t, pairs_t.flip(0)], dim=1), self.graph_weight)
+        proba = proba.cpu().numpy()
+        if self.cluster_order is not None:  # the labels of `obs[key_added]`: 0 the largest, empty ones dropped
+            proba = proba[:, self.cluster_order]
+            proba = proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)
+        return z.numpy().astype(np.float32), proba.astype(np.float32), gate.numpy()
 
     def get_latent_representation(self, adata: AnnData | None = None) -> np.ndarray:
         """Fused embedding (cells × ``n_latent``, float32) of the training data or of ``adata``."""
         return self._forward(adata)[0]
 
     def predict(self, adata: AnnData | None = None, *, soft: bool = False) -> np.ndarray:
-        """Cluster index per cell, or soft assignments (cells × clusters) when ``soft``."""
+        """Cluster per cell, or soft assignments (cells × clusters) when ``soft``.
+
+        Clusters are numbered as in ``obs[key_added]`` of the training data: 0 the largest there,
+        clusters left empty in training dropped.
+        """
         proba = self._forward(adata)[1]
         return proba if soft else proba.argmax(1)
 
@@ -301,15 +407,19 @@ class SiameseClusterModel:
         """Every setting of the model, flat, for ``uns``."""
         from ..module._config import to_dict
 
+        configs = to_dict(self.network_config, self.augment_config, self.train_config)
+        configs["extra_dims"] = list(configs["extra_dims"])  # a tuple cannot be written to h5ad
         return {
             "n_clusters": self.n_clusters,
             "use_rep": self.use_rep,
             "layer": self.layer,
             "input": self.input_source,
             "connectivity_key": self.connectivity_key,
+            "extra_rep": list(self.extra_rep) or None,
+            "library_key": self.library_key,
             "random_state": self.random_state,
             "device": str(self.device),
-            **to_dict(self.network_config, self.augment_config, self.train_config),
+            **configs,
         }
 
 

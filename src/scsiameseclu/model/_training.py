@@ -62,6 +62,7 @@ def fit(
     random_state: int,
     n_clusters_fn=None,
     show_progress_bar: bool = True,
+    library: torch.Tensor | None = None,
 ) -> TrainingHistory:
     """Train ``net`` in place on features ``x`` (on its device) and undirected ``pairs``.
 
@@ -70,6 +71,8 @@ def fit(
     n_clusters_fn
         Optional callable ``embedding -> k`` used after pre-training to choose the number of
         prototypes (for ``n_clusters=None``).
+    library
+        Optional integer library (slice) code per cell, on ``x``'s device, for the library term.
     """
     history = TrainingHistory()
     generator = torch.Generator(device=x.device).manual_seed(random_state)
@@ -81,7 +84,12 @@ def fit(
 
     t0 = time.perf_counter()
     for _ in range(train.n_epochs_pretrain):
-        _optimise(optimizer, training_step(net, x, pairs, augment, train, generator, cluster=False), history, bar)
+        _optimise(
+            optimizer,
+            training_step(net, x, pairs, augment, train, generator, cluster=False, library=library),
+            history,
+            bar,
+        )
     history.seconds["pretrain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -107,7 +115,16 @@ def fit(
     for epoch in range(train.n_epochs_cluster):
         target = (1 - train.balance) * sizes + train.balance * uniform
         out = training_step(
-            net, x, pairs, augment, train, generator, cluster=True, cluster_weights=target, edge_index=edge_index
+            net,
+            x,
+            pairs,
+            augment,
+            train,
+            generator,
+            cluster=True,
+            cluster_weights=target,
+            edge_index=edge_index,
+            library=library,
         )
         _optimise(optimizer, out, history, bar)
         # Running estimate of cluster sizes: the Sinkhorn target follows it, pulled towards uniform.

@@ -2,8 +2,14 @@
 
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
-from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder
-from ._losses import contrastive_loss, cross_correlation_loss, reconstruction_loss, swapped_assignment_loss
+from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
+from ._losses import (
+    contrastive_loss,
+    cross_correlation_loss,
+    library_moment_loss,
+    reconstruction_loss,
+    swapped_assignment_loss,
+)
 from ._mixture import fit_tied_mixture, mixture_posterior
 from ._network import SiameseNetwork, draw_view, training_step
 from ._sinkhorn import propagate, sinkhorn
@@ -15,11 +21,13 @@ __all__ = [
     "GraphEncoder",
     "NetworkConfig",
     "SiameseNetwork",
+    "SoftmaxFusion",
     "TrainConfig",
     "contrastive_loss",
     "cross_correlation_loss",
     "draw_view",
     "fit_tied_mixture",
+    "library_moment_loss",
     "mask_features",
     "mixture_posterior",
     "perturb_edges",

@@ -41,6 +41,15 @@ class NetworkConfig:
     gat_heads: int = 1
     n_hops: int = 0
     graph_weight: float = 0.5
+    # Widths of extra modalities (``extra_rep``), the last columns of the input; set from the data.
+    extra_dims: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        dims = tuple(self.extra_dims)
+        if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in dims):
+            msg = f"`extra_dims` must be positive ints, got {self.extra_dims!r}."
+            raise ValueError(msg)
+        object.__setattr__(self, "extra_dims", dims)  # a list read back from JSON
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,10 @@ class TrainConfig:
     w_reconstruction: float = 1.0
     w_contrastive: float = 0.5
     w_cluster: float = 0.5
+    # Weight of the library term (moment matching of the embedding between libraries, with a
+    # reconstruction target free of library mean shifts); acts only with a `library_key`. Off by
+    # default: on two adjacent DLPFC slices it did not raise ARI (benchmarks/results/multimodal.md).
+    w_library: float = 0.0
     contrastive_temperature: float = 0.5
     contrastive_max_cells: int = 1024
     cluster_temperature: float = 0.2

@@ -79,3 +79,52 @@ class GatedFusion(nn.Module):
         shift = self.max_shift * torch.tanh(self.gate(torch.cat([z_expr, z_graph], dim=1)))
         g = torch.sigmoid(math.log(w / (1 - w)) + shift)
         return g * z_graph + (1 - g) * z_expr, g
+
+
+class SoftmaxFusion(nn.Module):
+    """Per-cell, per-dimension softmax gate over any number of branches (:class:`GatedFusion` generalised).
+
+    ``z = sum_b g_b * z_b`` with ``g = softmax_b(log p_b + s * tanh(a_b(z_1, ..., z_B)))``. The
+    graph branch (last) has prior weight ``p = w`` (``graph_weight``), the others share
+    ``1 - w`` equally; the learned term moves each logit by at most ``s``. ``w = 0`` drops the
+    graph branch, ``w = 1`` keeps it alone. With two branches this is :class:`GatedFusion`'s
+    form (a sigmoid of the logit difference).
+
+    Parameters
+    ----------
+    n_latent
+        Embedding dimension of every branch.
+    n_branches
+        Number of non-graph branches (expression and each extra modality).
+    graph_weight
+        Prior weight of the graph branch, in ``[0, 1]``.
+    max_shift
+        Bound ``s`` on the learned change of each logit.
+    """
+
+    def __init__(self, n_latent: int, n_branches: int, graph_weight: float, max_shift: float = 1.0):
+        super().__init__()
+        self.graph_weight = float(graph_weight)
+        self.max_shift = max_shift
+        w = self.graph_weight
+        prior = [(1 - w) / n_branches] * n_branches + ([w] if w > 0 else [])
+        self.register_buffer("log_prior", torch.log(torch.tensor(prior)).view(1, -1, 1), persistent=False)
+        width = len(prior) * n_latent
+        self.gate = nn.Linear(width, width)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+
+    def forward(
+        self, z_branches: list[torch.Tensor], z_graph: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused embedding and the graph branch's gate (zeros without a graph branch)."""
+        w = self.graph_weight
+        if w >= 1.0:
+            return z_graph, torch.ones_like(z_graph)
+        zs = list(z_branches) + ([z_graph] if w > 0 else [])
+        stacked = torch.stack(zs, dim=1)  # cells x branches x d
+        shift = self.max_shift * torch.tanh(self.gate(stacked.flatten(1))).view_as(stacked)
+        g = torch.softmax(self.log_prior + shift, dim=1)
+        z = (g * stacked).sum(1)
+        gate = g[:, -1] if w > 0 else torch.zeros_like(z)
+        return z, gate

@@ -60,3 +60,33 @@ def swapped_assignment_loss(
     l1 = -(q2 * F.log_softmax(scores1 / temperature, dim=1)).sum(1).mean()
     l2 = -(q1 * F.log_softmax(scores2 / temperature, dim=1)).sum(1).mean()
     return 0.5 * (l1 + l2)
+
+
+def library_moment_loss(z: torch.Tensor, library: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Keep library (slice, batch) identity out of the embedding by matching moments, O(N·d).
+
+    For each library with at least two cells, the squared gap between its per-dimension mean and
+    log-sd and those of all cells, in units of the overall sd, weighted by the library's share of
+    cells and averaged over dimensions. Zero when only one library is present.
+    """
+    codes, index = torch.unique(library, return_inverse=True)
+    if codes.numel() < 2:
+        return z.new_zeros(())
+    n, d = z.shape
+    counts = torch.bincount(index, minlength=codes.numel()).to(z.dtype)
+    mean = z.mean(0)
+    log_sd = 0.5 * torch.log(z.var(0) + eps)
+    mean_l = torch.zeros(codes.numel(), d, dtype=z.dtype, device=z.device).index_add_(0, index, z) / counts[:, None]
+    dev = (z - mean_l[index]).pow(2)
+    var_l = torch.zeros_like(mean_l).index_add_(0, index, dev) / (counts - 1).clamp(min=1)[:, None]
+    gap = ((mean_l - mean) / torch.exp(log_sd)).pow(2) + (0.5 * torch.log(var_l + eps) - log_sd).pow(2)
+    share = torch.where(counts >= 2, counts / n, torch.zeros_like(counts))
+    return (share[:, None] * gap).sum() / d
+
+
+def library_centred(x: torch.Tensor, library: torch.Tensor) -> torch.Tensor:
+    """``x`` with each library's mean moved to the overall mean (a reconstruction target free of slice shifts)."""
+    codes, index = torch.unique(library, return_inverse=True)
+    counts = torch.bincount(index, minlength=codes.numel()).to(x.dtype)
+    means = torch.zeros(codes.numel(), x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, index, x)
+    return x - (means / counts[:, None])[index] + x.mean(0)

@@ -10,8 +10,15 @@ from torch.nn import functional as F
 
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
-from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder
-from ._losses import contrastive_loss, cross_correlation_loss, reconstruction_loss, swapped_assignment_loss
+from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
+from ._losses import (
+    contrastive_loss,
+    cross_correlation_loss,
+    library_centred,
+    library_moment_loss,
+    reconstruction_loss,
+    swapped_assignment_loss,
+)
 from ._mixture import fit_tied_mixture, mixture_posterior
 from ._sinkhorn import sinkhorn
 
@@ -20,18 +27,40 @@ class SiameseNetwork(nn.Module):
     """Weight-shared encoder applied to both views, with a decoder and ``n_clusters`` prototypes.
 
     Holds no per-cell parameters: any cell with the same input features can be embedded.
+
+    Parameters
+    ----------
+    n_input
+        Input columns: expression, then the extra modalities of ``config.extra_dims``.
+    n_clusters
+        Number of prototypes.
+    config
+        Network sizes, ``graph_weight`` and ``extra_dims``. Each extra modality (the input's
+        last columns) gets an MLP branch of its own; the graph branch sees every column; the
+        branches are fused by :class:`~scsiameseclu.module.SoftmaxFusion` and the decoder
+        reconstructs every column. Without extra modalities, expression and graph are fused by
+        :class:`~scsiameseclu.module.GatedFusion`.
     """
 
     def __init__(self, n_input: int, n_clusters: int, config: NetworkConfig | None = None):
         super().__init__()
         config = config or NetworkConfig()
         self.config = config
+        self.extra_dims = config.extra_dims
+        self.n_input = n_input - sum(self.extra_dims)  # expression columns
+        if self.n_input < 1:
+            msg = f"`n_input={n_input}` leaves no expression column besides `extra_dims={self.extra_dims}`."
+            raise ValueError(msg)
         h, d = config.n_hidden, config.n_latent
-        self.expression = ExpressionEncoder(n_input, h, d)
+        self.expression = ExpressionEncoder(self.n_input, h, d)
         self.graph = GraphEncoder(
             n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads, n_hops=config.n_hops
         )
-        self.fusion = GatedFusion(d, config.graph_weight)
+        if self.extra_dims:
+            self.extras = nn.ModuleList(ExpressionEncoder(m, h, d) for m in self.extra_dims)
+            self.fusion = SoftmaxFusion(d, 1 + len(self.extra_dims), config.graph_weight)
+        else:
+            self.fusion = GatedFusion(d, config.graph_weight)
         self.decoder = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, n_input))
         self.prototypes = nn.Parameter(F.normalize(torch.randn(n_clusters, d), dim=1))
         # Final tied-covariance mixture over the embedding (fitted once after training).
@@ -45,8 +74,13 @@ class SiameseNetwork(nn.Module):
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused embedding and the graph-branch gate of each cell."""
+        graph = self.fusion.graph_weight > 0.0
+        if self.extra_dims:
+            parts = torch.split(x, [self.n_input, *self.extra_dims], dim=1)
+            z_branches = [self.expression(parts[0])] + [enc(p) for enc, p in zip(self.extras, parts[1:], strict=True)]
+            return self.fusion(z_branches, self.graph(x, edge_index) if graph else None)
         z_expr = self.expression(x)
-        if self.fusion.graph_weight <= 0.0:
+        if not graph:
             return self.fusion(z_expr, z_expr)
         z_graph = self.graph(x, edge_index)
         return self.fusion(z_expr, z_graph)
@@ -131,19 +165,27 @@ def training_step(
     cluster: bool,
     cluster_weights: torch.Tensor | None = None,
     edge_index: torch.Tensor | None = None,
+    library: torch.Tensor | None = None,
 ) -> StepOutput:
     """Losses for two fresh views of ``(x, pairs)``; the clustering term only when ``cluster``.
 
     The clustering targets are Sinkhorn plans of the clean view (``x`` on the symmetric
     ``edge_index``, built from ``pairs`` when not given); both views learn to predict them.
+    ``library`` (integer code of each cell's slice or batch) adds the library term
+    (:func:`~scsiameseclu.module.library_moment_loss`, weight ``train.w_library``).
     """
     graph = net.fusion.graph_weight > 0
     (x1, e1), (x2, e2) = (draw_view(x, pairs, augment, generator, graph=graph) for _ in range(2))
     z1, _ = net.embed(x1, e1)
     z2, _ = net.embed(x2, e2)
+    correct = library is not None and train.w_library > 0
+    # With the library term, the decoder reconstructs the input without the libraries' mean
+    # shifts, so that the embedding need not carry slice identity to reconstruct it.
+    target = library_centred(x, library) if correct else x
     terms = {
         "correlation": cross_correlation_loss(z1, z2),
-        "reconstruction": 0.5 * (reconstruction_loss(net.decoder(z1), x) + reconstruction_loss(net.decoder(z2), x)),
+        "reconstruction": 0.5
+        * (reconstruction_loss(net.decoder(z1), target) + reconstruction_loss(net.decoder(z2), target)),
         "contrastive": contrastive_loss(
             z1, z2, train.contrastive_temperature, train.contrastive_max_cells, generator=generator
         ),
@@ -153,6 +195,9 @@ def training_step(
         "reconstruction": train.w_reconstruction,
         "contrastive": train.w_contrastive,
     }
+    if correct:
+        terms["library"] = 0.5 * (library_moment_loss(z1, library) + library_moment_loss(z2, library))
+        weights["library"] = train.w_library
     assignments = None
     if cluster:
         s1, s2 = net.cluster_scores(z1), net.cluster_scores(z2)

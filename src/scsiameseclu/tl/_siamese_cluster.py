@@ -24,6 +24,8 @@ def siamese_cluster(
     layer: str | None = None,
     connectivity_key: str | None = None,
     graph_weight: float | None = None,
+    extra_rep: str | list[str] | None = None,
+    library_key: str | None = None,
     max_epochs: int | None = None,
     mask_rate: float = 0.2,
     edge_drop_rate: float = 0.2,
@@ -69,6 +71,19 @@ def siamese_cluster(
         of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.8
         for a spatial graph (smooth tissue domains), 0.5 for an expression kNN graph. For cell
         types on a spatial graph use about 0.2; 0 ignores the graph.
+    extra_rep
+        ``obsm`` key, or list of keys, of extra per-cell modalities to fuse with expression and
+        graph (e.g. ``"ADT"``: CITE-seq proteins). Used as given, so normalise them first (CLR for
+        protein counts; integer-typed counts get log1p with a warning); each is divided by its
+        own global scale, masked like expression, and encoded by an MLP branch of its own; the
+        branches and the graph branch are fused by a softmax gate in which the graph keeps the
+        prior weight ``graph_weight``. New cells given to the model need the same keys.
+    library_key
+        ``obs`` column naming each cell's library (slice or sample), as in
+        ``squidpy.gr.spatial_neighbors(adata, library_key=...)``, which builds one graph per slice.
+        All libraries share one model and one set of labels. ``train_kwargs={"w_library": 1.0}``
+        adds a library term (moment matching of the embedding between libraries) that keeps
+        slice identity out of the embedding; it is off by default (``w_library=0``).
     max_epochs
         Training epochs (60% pre-training, 40% clustering); default 250. Clustering stops early
         when fewer than ``tol`` of labels change between checks (a label-free criterion).
@@ -84,7 +99,7 @@ def siamese_cluster(
         subgraph of its seeds and their neighbourhood (as many hops as the graph encoder sees),
         so memory grows linearly with cells and edges and only batches move to the device; the
         schedule keeps one step per epoch. ``None``: the whole graph at once up to 50,000 cells,
-        above that mini-batches of about 16,000 cells (seeds with their neighbourhoods). Above
+        above that mini-batches of about 8,000 cells (seeds with their neighbourhoods). Above
         50,000 cells the final embedding is also computed in chunks (exactly). Which path ran is
         recorded in ``uns[key_added]['training']``.
     random_state
@@ -110,8 +125,9 @@ def siamese_cluster(
     ``adata.obsm[f"{key_added}_proba"]``
         Soft cluster assignments, float32, columns in the order of the categories.
     ``adata.uns[key_added]``
-        ``params`` (every setting, seed, input keys, device), ``n_clusters``, ``loss`` history,
-        ``timings``, ``version``, mean graph ``gate``, ``training`` (``mode`` ``"full"`` or
+        ``params`` (every setting, seed, input keys, ``extra_rep``, ``library_key``, device),
+        ``n_clusters``, ``loss`` history, ``timings``, ``version``, mean graph ``gate``,
+        ``training`` (``mode`` ``"full"`` or
         ``"minibatch"``, seeds per step ``batch_size``, ``mean_batch_cells``, ``n_hops``, and
         ``inference`` ``"full"`` or ``"chunked"``).
     """
@@ -137,6 +153,8 @@ def siamese_cluster(
         n_clusters,
         use_rep=use_rep,
         layer=layer,
+        extra_rep=extra_rep,
+        library_key=library_key,
         connectivity_key=connectivity_key,
         graph_weight=graph_weight,
         network_kwargs=network_kwargs,
@@ -146,7 +164,7 @@ def siamese_cluster(
     model.train(device=device, random_state=random_state, batch_size=batch_size, show_progress_bar=show_progress_bar)
     t0 = time.perf_counter()
     z, proba, gate = model._forward(None)
-    labels, proba = _relabel_by_size(proba)
+    labels = proba.argmax(1)  # the model numbers clusters by size, 0 the largest
     t_infer = time.perf_counter() - t0
     n_found = proba.shape[1]
     if n_found < model.n_clusters_fitted:
@@ -181,18 +199,6 @@ def siamese_cluster(
     if copy:
         return (adata, model) if return_model else adata
     return model if return_model else None
-
-
-def _relabel_by_size(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels 0..k'-1 with 0 the largest cluster; empty clusters dropped from ``proba``."""
-    hard = proba.argmax(1)
-    counts = np.bincount(hard, minlength=proba.shape[1])
-    order = [c for c in np.argsort(-counts, kind="stable") if counts[c] > 0]
-    remap = np.full(proba.shape[1], -1)
-    remap[order] = np.arange(len(order))
-    proba = proba[:, order]
-    proba = proba / proba.sum(1, keepdims=True)
-    return remap[hard], proba.astype(np.float32)
 
 
 def _uns(model, n_found: int, gate: np.ndarray, timings: dict, batch_size: int | None) -> dict:
