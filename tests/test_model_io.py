@@ -144,7 +144,9 @@ def test_new_cells_matched_by_gene_name(trained, split):
     expected = model.predict(held)
     shuffled = held[:, np.random.default_rng(0).permutation(held.n_vars)].copy()
     wider = ad.AnnData(  # 5 more genes in front
-        np.hstack([np.ones((held.n_obs, 5), dtype=held.X.dtype), held.X.toarray() if hasattr(held.X, 'toarray') else held.X]),
+        np.hstack(
+            [np.ones((held.n_obs, 5), dtype=held.X.dtype), held.X.toarray() if hasattr(held.X, "toarray") else held.X]
+        ),
         obs=held.obs,
         var=pd.DataFrame(index=[f"extra_{i}" for i in range(5)] + list(held.var_names)),
         obsp=held.obsp,

@@ -11,7 +11,6 @@ stays on the CPU as CSR; only a batch's features and edges move to the device.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -21,9 +20,7 @@ from tqdm.auto import tqdm
 
 from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
 from ._init import initial_prototypes
-from ._training import TrainingHistory, _optimise
-
-logger = logging.getLogger("scsiameseclu")
+from ._training import TrainingHistory, _optimise, labels_settled
 
 #: ``batch_size=None`` trains on the whole graph at once up to this many cells, in mini-batches above.
 FULL_BATCH_MAX_CELLS = 50_000
@@ -305,12 +302,9 @@ def fit_minibatch(
         sizes = train.size_momentum * sizes + (1 - train.size_momentum) * batch_sizes
         if (epoch + 1) % CHECK_EVERY == 0:
             new = embed_chunked(net, x, graph, check_cells, device=device)[2].argmax(1)
-            change = float((new != labels).float().mean())
-            history.label_change.append(change)
+            stop = labels_settled(history, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
             labels = new
-            if change < train.tol:
-                history.stopped_epoch = train.n_epochs_pretrain + epoch + 1
-                logger.info("Stopped at step %d: %.4f of labels changed.", history.stopped_epoch, change)
+            if stop:
                 break
     history.seconds["cluster"] = time.perf_counter() - t0
     history.mean_batch_cells = n_nodes / max(len(history.loss), 1)

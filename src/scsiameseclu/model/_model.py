@@ -319,7 +319,9 @@ class SiameseClusterModel:
             # Chunks of cells on their receptive-field subgraphs: O(chunk) memory on the device.
             graph = CellGraph(torch.from_numpy(pairs), x.shape[0])
             order = locality_order(pairs, x.shape[0])
-            z, gate, _ = embed_chunked(net, torch.from_numpy(np.ascontiguousarray(x)), graph, device=self.device, order=order)
+            z, gate, _ = embed_chunked(
+                net, torch.from_numpy(np.ascontiguousarray(x)), graph, device=self.device, order=order
+            )
             return z, gate
         x_t = torch.as_tensor(x, device=self.device)
         pairs_t = torch.as_tensor(pairs, device=self.device)

@@ -43,6 +43,17 @@ def embed_all(net: SiameseNetwork, x: torch.Tensor, edge_index: torch.Tensor) ->
     return z, gate
 
 
+def labels_settled(history: TrainingHistory, labels: torch.Tensor, new: torch.Tensor, tol: float, step: int) -> bool:
+    """Record the fraction of labels changed since the last check; ``True`` (and the stop step) below ``tol``."""
+    change = float((new != labels).float().mean())
+    history.label_change.append(change)
+    if change >= tol:
+        return False
+    history.stopped_epoch = step
+    logger.info("Stopped at step %d: %.4f of labels changed.", step, change)
+    return True
+
+
 def _optimise(optimizer, out, history: TrainingHistory, bar) -> None:
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -132,12 +143,9 @@ def fit(
         if (epoch + 1) % check_every == 0:
             z, _ = embed_all(net, x, edge_index)
             new = net.cluster_scores(z).argmax(1)
-            change = float((new != labels).float().mean())
-            history.label_change.append(change)
+            stop = labels_settled(history, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
             labels = new
-            if change < train.tol:
-                history.stopped_epoch = train.n_epochs_pretrain + epoch + 1
-                logger.info("Stopped at epoch %d: %.4f of labels changed.", history.stopped_epoch, change)
+            if stop:
                 break
     history.seconds["cluster"] = time.perf_counter() - t0
     bar.close()
