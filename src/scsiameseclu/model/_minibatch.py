@@ -19,8 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
-from ._init import initial_prototypes
-from ._training import TrainingHistory, _optimise, labels_settled
+from ._training import TrainingHistory, _optimise, labels_settled, seed_prototypes
 
 #: ``batch_size=None`` trains on the whole graph at once up to this many cells, in mini-batches above.
 FULL_BATCH_MAX_CELLS = 50_000
@@ -272,20 +271,12 @@ def fit_minibatch(
     init_cells = _subsample(n, INIT_MAX_CELLS, cpu_gen)
     z, _, _ = embed_chunked(net, x, graph, init_cells, device=device)
     z_np = z.numpy()
-    if n_clusters_fn is not None and (k := int(n_clusters_fn(z_np))) != net.n_clusters:
-        group = optimizer.param_groups[0]
-        group["params"] = [p for p in group["params"] if p is not net.prototypes]
-        net.set_n_clusters(k)
-        optimizer.add_param_group({"params": [net.prototypes]})
-    centres = initial_prototypes(z_np, net.n_clusters, random_state, train.init)
-    net.set_prototypes(torch.as_tensor(centres, dtype=torch.float32, device=device))
+    seed_prototypes(net, optimizer, z_np, train, random_state, n_clusters_fn)
     check_cells = _subsample(n, CHECK_MAX_CELLS, cpu_gen)
     labels = embed_chunked(net, x, graph, check_cells, device=device)[2].argmax(1)
     init_labels = net.cluster_scores(z.to(device)).argmax(1)
     sizes = torch.bincount(init_labels, minlength=net.n_clusters).float() / init_labels.numel()
     history.seconds["init_prototypes"] = time.perf_counter() - t0
-    for group in optimizer.param_groups:
-        group["lr"] = train.learning_rate * train.cluster_lr_scale
 
     t0 = time.perf_counter()
     uniform = torch.full_like(sizes, 1.0 / net.n_clusters)

@@ -54,6 +54,22 @@ def labels_settled(history: TrainingHistory, labels: torch.Tensor, new: torch.Te
     return True
 
 
+def seed_prototypes(
+    net: SiameseNetwork, optimizer, z, train: TrainConfig, random_state: int, n_clusters_fn=None
+) -> None:
+    """After pre-training: choose k (``n_clusters_fn``), seed the prototypes from embedding ``z`` (NumPy), lower the lr."""
+    if n_clusters_fn is not None and (k := int(n_clusters_fn(z))) != net.n_clusters:
+        # The prototypes had no gradient yet; swap the tensor in the optimiser too.
+        group = optimizer.param_groups[0]
+        group["params"] = [p for p in group["params"] if p is not net.prototypes]
+        net.set_n_clusters(k)
+        optimizer.add_param_group({"params": [net.prototypes]})
+    centres = initial_prototypes(z, net.n_clusters, random_state, train.init)
+    net.set_prototypes(torch.as_tensor(centres, dtype=net.prototypes.dtype, device=net.prototypes.device))
+    for group in optimizer.param_groups:
+        group["lr"] = train.learning_rate * train.cluster_lr_scale
+
+
 def _optimise(optimizer, out, history: TrainingHistory, bar) -> None:
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -106,19 +122,10 @@ def fit(
     t0 = time.perf_counter()
     z, _ = embed_all(net, x, edge_index)
     z_np = z.cpu().numpy()
-    if n_clusters_fn is not None and (k := int(n_clusters_fn(z_np))) != net.n_clusters:
-        # The prototypes had no gradient yet; swap the tensor in the optimiser too.
-        group = optimizer.param_groups[0]
-        group["params"] = [p for p in group["params"] if p is not net.prototypes]
-        net.set_n_clusters(k)
-        optimizer.add_param_group({"params": [net.prototypes]})
-    centres = initial_prototypes(z_np, net.n_clusters, random_state, train.init)
-    net.set_prototypes(torch.as_tensor(centres, dtype=z.dtype, device=x.device))
+    seed_prototypes(net, optimizer, z_np, train, random_state, n_clusters_fn)
     labels = net.cluster_scores(z).argmax(1)
     sizes = torch.bincount(labels, minlength=net.n_clusters).float() / x.shape[0]
     history.seconds["init_prototypes"] = time.perf_counter() - t0
-    for group in optimizer.param_groups:
-        group["lr"] = train.learning_rate * train.cluster_lr_scale
 
     t0 = time.perf_counter()
     uniform = torch.full_like(sizes, 1.0 / net.n_clusters)
