@@ -1,7 +1,9 @@
 """SpaGCN, as in its tutorial without histology: l for p=0.5, resolution searched to give k.
 
 SpaGCN calls ``.A`` on sparse matrices (gone from current scipy), so it gets a dense ``X``
-(the shared log-normalised expression).
+(the shared log-normalised expression). SpaGCN reduces to 50 PCs, which fails on panels of
+fewer genes (osmFISH: 33); there it keeps ``n_genes - 1`` PCs (``search_res`` has no argument for
+it, so its ``SpaGCN`` class is swapped for one with that default).
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ def spagcn(adata, k, seed, *, quick=False):
     x = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
     data = ad.AnnData(X=x.astype(np.float32), obs=adata.obs[[]], var=adata.var[[]])
     xy = np.asarray(adata.obsm["spatial"], dtype=np.float64)
+    n_pcs = min(50, x.shape[1] - 1)
+
+    class SpaGCNPcs(spg.SpaGCN):
+        def train(self, *args, **kwargs):
+            kwargs.setdefault("num_pcs", n_pcs)
+            return super().train(*args, **kwargs)
+
+    spg.util.SpaGCN = SpaGCNPcs
     with contextlib.redirect_stdout(io.StringIO()):
         adj = spg.calculate_adj_matrix(x=xy[:, 0].tolist(), y=xy[:, 1].tolist(), histology=False)
         lval = spg.search_l(0.5, adj, start=0.01, end=1000, tol=0.01, max_run=100)
@@ -39,7 +49,7 @@ def spagcn(adata, k, seed, *, quick=False):
             t_seed=seed,
             n_seed=seed,
         )
-        clf = spg.SpaGCN()
+        clf = SpaGCNPcs()
         clf.set_l(lval)
         random.seed(seed)
         torch.manual_seed(seed)
