@@ -68,7 +68,7 @@ def joint_graph(adata, n_neighbors: int = 15) -> None:
     import numpy as np
     import scanpy as sc
 
-    pca, adt = adata.obsm["X_pca"], np.asarray(adata.obsm["ADT"], dtype=np.float32)
+    pca, adt = adata.obsm["X_pca"], np.asarray(adata.obsm["ADT"])
     adata.obsm["X_joint"] = np.hstack([pca / pca.std(), adt / adt.std()]).astype(np.float32)
     sc.pp.neighbors(adata, use_rep="X_joint", n_neighbors=n_neighbors, random_state=0)
 

@@ -84,7 +84,8 @@ def one(name: str, method: str, seed: int, *, quick: bool, timeout: float, meta:
             return run | {"status": "timeout", "reason": f"no result within {timeout:.0f} s", "wall_s": timeout}
         wall = time.perf_counter() - t0
         if res.returncode != 0 or not out.exists():
-            tail = " | ".join(res.stderr.strip().splitlines()[-8:])
+            # Traceback paths relative to the repository, so stored reasons name no machine.
+            tail = " | ".join(res.stderr.strip().splitlines()[-8:]).replace(f"{ROOT}/", "")
             return run | {"status": "failed", "reason": f"exit {res.returncode}: {tail[-1500:]}", "wall_s": wall}
         child = json.loads(res.stdout.strip().splitlines()[-1])
         pred = np.load(out)["labels"]

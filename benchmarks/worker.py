@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from importlib import metadata
+from pathlib import Path
 
 T_START = time.perf_counter()
 
@@ -40,6 +41,15 @@ def _exit_with_parent() -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+def _relative_to_repo(path: str) -> str:
+    """``path`` relative to the repository (e.g. ``.venv/bin/python``), so results name no machine."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).absolute().relative_to(root))
+    except ValueError:
+        return Path(path).name
 
 
 def main() -> None:
@@ -89,7 +99,7 @@ def main() -> None:
                 "embedding_dim": int(np.asarray(embedding).reshape(adata.n_obs, -1).shape[1]),
                 "info": info,
                 "python": platform.python_version(),
-                "executable": sys.executable,
+                "executable": _relative_to_repo(sys.executable),
                 "torch_threads": threads,
                 "versions": {d: _version(d) for d in dists} | {"torch": torch_version},
             },
