@@ -20,14 +20,15 @@ ENVS_DIR = Path(__file__).resolve().parent / ".envs"
 TORCH = "torch==2.13.0"
 
 # What the trial run found is encoded here: seurat_v3 HVGs need scikit-misc; SpaGCN's louvain
-# needs setuptools<81; cellcharter wants spatialdata/torchgmm, hence an env of its own.
+# needs setuptools<81; cellcharter wants spatialdata/torchgmm, hence an env of its own; pynndescent
+# 0.7 breaks scanpy 1.11's `sc.pp.neighbors` above 4,096 cells (scVI + Leiden), as in our own venv.
 PACKAGES = {
     "banksy": ["pybanksy==1.3.5", "scanpy", "leidenalg"],
     "spagcn": ["SpaGCN==1.2.7", "setuptools<81", "louvain", "scanpy"],
     "stagate": ["stagate-modern==1.0.0.post1", "torch-geometric", "scikit-misc", "scanpy"],
     "graphst": ["GraphST==1.1.1", "scikit-misc", "scanpy", "POT"],
     "cellcharter": ["cellcharter==0.3.7"],
-    "scvi": ["scvi-tools==1.4.2", "scanpy", "igraph", "scikit-misc"],
+    "scvi": ["scvi-tools==1.4.2", "scanpy", "igraph", "scikit-misc", "pynndescent<0.7"],
 }
 
 

@@ -76,9 +76,11 @@ def write_summary(runs: list[dict], out: Path) -> Path:
     seeds = sorted(df["seed"].unique().tolist())
 
     def ari_cell(s, best):
-        extra = f" ({s.n})" if s.n != max(seeds, default=0) + 1 else ""
-        sd = 0.0 if np.isnan(s.ari_std) else s.ari_std
-        text = f"{s.ari:.3f} ± {sd:.3f}{extra}"
+        n = int(s.n)  # a row of mixed dtypes comes back as floats
+        if n == 1:
+            text = f"{s.ari:.3f} (1)"  # no spread from one seed
+        else:
+            text = f"{s.ari:.3f} ± {s.ari_std:.3f}" + (f" ({n})" if n != len(seeds) else "")
         return f"**{text}**" if best else text
 
     lines = [

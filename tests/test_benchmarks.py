@@ -56,11 +56,13 @@ def test_store_replaces_same_run_and_summary_covers_all(tmp_path):
     store(tmp_path, _run("kmeans", 0, 0.1))
     store(tmp_path, _run("kmeans", 1, 0.3))
     store(tmp_path, _run("banksy", 0, None, status="install_failed"))
+    store(tmp_path, _run("ssc", 0, 0.2))
     runs = store(tmp_path, _run("kmeans", 0, 0.5))  # re-run of seed 0 replaces it
-    assert len(runs) == 3
+    assert len(runs) == 4
     assert sorted(r["ari"] for r in runs if r["method"] == "kmeans") == [0.3, 0.5]
     text = report.write_summary(runs, tmp_path).read_text()
     assert "**0.400 ± 0.141**" in text
+    assert "| 0.200 (1) |" in text  # one seed: its count, no spread
     assert "✗ install_failed" in text and "install failed: no wheel" in text
 
 

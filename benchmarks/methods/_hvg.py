@@ -13,5 +13,10 @@ def mark_hvg(adata, n_top: int) -> int:
     if adata.n_vars <= n_top or "counts" not in adata.layers:
         adata.var["highly_variable"] = True
     else:
-        sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=n_top, layer="counts")
+        try:
+            sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=n_top, layer="counts")
+        except ValueError:
+            # The loess fit of mean vs variance is singular on some very sparse sets (worm neurons:
+            # "reciprocal condition number"); a wider span is the usual fix.
+            sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=n_top, layer="counts", span=1.0)
     return int(adata.var["highly_variable"].sum())
