@@ -157,12 +157,43 @@ def test_no_per_cell_parameters():
         assert z.shape == (n, NetworkConfig().n_latent)
 
 
+@pytest.mark.parametrize("n_input", [20, 100])
+def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
+    """Identity start: the same network for any torch seed, a narrow input passes unchanged."""
+    x = torch.randn(300, n_input) @ torch.randn(n_input, n_input)
+    edges = _pairs(300, 4)
+    edges = torch.cat([edges, edges.flip(0)], dim=1)
+    config = NetworkConfig(n_hidden=32, n_latent=8)
+    nets = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        net = SiameseNetwork(n_input, 3, config)
+        net.identity_init(x)
+        nets.append(net)
+    state = [{k: v for k, v in n.state_dict().items() if k != "prototypes"} for n in nets]
+    assert all(torch.equal(state[0][k], state[1][k]) for k in state[0])
+    first = nets[0].expression.net[0].weight
+    if n_input <= 32:  # the identity into the first n_input hidden units
+        assert torch.equal(first, torch.eye(32, n_input))
+    else:  # orthonormal principal axes of x, the first along its largest variance
+        assert torch.allclose(first @ first.T, torch.eye(32), atol=1e-5)
+        xc = x - x.mean(0)
+        assert (xc @ first[0]).var() >= (xc @ first[1]).var() >= (xc @ first[-1]).var()
+    # Graph attention starts uniform: the first GAT layer is a plain mean over neighbours and self.
+    conv = nets[0].graph.convs[0]
+    h = conv.lin(x)
+    mean = torch.zeros_like(h).index_add_(0, edges[1], h[edges[0]]) + h
+    mean = mean / (torch.bincount(edges[1], minlength=300) + 1)[:, None]
+    assert torch.allclose(conv(x, edges), mean, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("cls", "kwargs"),
     [
         (AugmentConfig, {"mask_rate": 1.0}),
         (AugmentConfig, {"edge_add_rate": -1}),
         (AugmentConfig, {"edge_add_mode": "x"}),
+        (NetworkConfig, {"init_weights": "zeros"}),
     ],
 )
 def test_config_errors(cls, kwargs):

@@ -213,6 +213,8 @@ class SiameseClusterModel:
         t0 = time.perf_counter()
         with seeded_torch(self.random_state, self.device):
             net = SiameseNetwork(x.shape[1], self.n_clusters or 2, self.network_config).to(self.device)
+            if self.network_config.init_weights == "identity":
+                net.identity_init(x)
             common = {
                 "augment": self.augment_config,
                 "train": self.train_config,

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
+from ._init import identity_init, principal_axes
 from ._losses import (
     contrastive_loss,
     cross_correlation_loss,
@@ -71,6 +72,25 @@ class SiameseNetwork(nn.Module):
     @property
     def n_clusters(self) -> int:
         return self.prototypes.shape[0]
+
+    @torch.no_grad()
+    def identity_init(self, x: torch.Tensor) -> None:
+        """Start from a map that keeps the input: no random weights, so a seed moves only the training noise.
+
+        Every encoder starts as the identity of its input (the projection onto the top principal
+        axes of ``x`` where the input is wider than ``n_hidden``), graph attention as the plain
+        mean over neighbours, the decoder as the inverse map; the fusion gate starts at its prior.
+        ``x`` is the network input (cells × ``n_input``).
+        """
+        parts = torch.split(x, [self.n_input, *self.extra_dims], dim=1)
+        identity_init(self.expression, parts[0])
+        for encoder, part in zip(self.extras if self.extra_dims else [], parts[1:], strict=True):
+            identity_init(encoder, part)
+        identity_init(self.graph, x)
+        identity_init(self.decoder)
+        last = self.decoder[-1].weight
+        if last.shape[0] > last.shape[1]:  # wide input: decode onto the principal axes
+            last.copy_(principal_axes(x, last.shape[1]).T.to(last))
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused embedding and the graph-branch gate of each cell."""

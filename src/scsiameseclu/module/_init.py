@@ -1,0 +1,60 @@
+"""Deterministic starting weights: the network starts as a (truncated) identity of its input."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.nn import GATConv
+
+#: Rows of the input used to find its principal axes (evenly spaced, no random draw).
+AXES_MAX_CELLS = 20_000
+
+
+def principal_axes(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The top-``k`` principal axes (rows, ``k × d``) of ``x`` on at most ``AXES_MAX_CELLS`` evenly spaced rows."""
+    if x.shape[0] > AXES_MAX_CELLS:
+        x = x[torch.linspace(0, x.shape[0] - 1, AXES_MAX_CELLS, device=x.device).long()]
+    x = x.double()
+    _, _, vh = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+    return vh[:k]
+
+
+def identity_weight(n_out: int, n_in: int, x: torch.Tensor | None = None) -> torch.Tensor:
+    """``n_out × n_in`` start of a linear map: the identity where it fits, else the principal axes of ``x``.
+
+    ``n_in <= n_out``: the identity into the first ``n_in`` outputs (a PCA input keeps its
+    coordinates). ``n_in > n_out``: the projection onto the top ``n_out`` principal axes of the
+    layer's input ``x`` (without ``x``: its first ``n_out`` columns).
+    """
+    if n_in <= n_out or x is None:
+        return torch.eye(n_out, n_in)
+    axes = principal_axes(x, n_out).float().cpu()
+    out = torch.zeros(n_out, n_in)
+    out[: axes.shape[0]] = axes
+    return out
+
+
+@torch.no_grad()
+def identity_init(module: nn.Module, x: torch.Tensor | None = None) -> None:
+    """Start every linear map of ``module`` at :func:`identity_weight`, biases at 0, attention uniform.
+
+    ``x`` (the module's input) gives the principal axes for a first layer narrower than its
+    input; later layers take the identity. Graph-attention layers start with zero attention
+    vectors, i.e. a plain mean over each cell's neighbours.
+    """
+    first = True
+    for m in module.modules():
+        if isinstance(m, GATConv):
+            weight = m.lin.weight
+            nn.init.zeros_(m.att_src)
+            nn.init.zeros_(m.att_dst)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            weight = m.weight
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        else:
+            continue
+        weight.copy_(identity_weight(*weight.shape, x if first else None).to(weight.device))
+        first = False
