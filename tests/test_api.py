@@ -80,6 +80,7 @@ def test_determinism_and_global_rng(tissue):
 def test_random_state_none_is_recorded(tissue):
     ssc.tl.siamese_cluster(tissue, n_clusters=4, random_state=None, **FAST)
     assert isinstance(tissue.uns["ssc"]["params"]["random_state"], int)
+    assert tissue.uns["ssc"]["params"]["init_weights"] == "identity"
 
 
 def test_estimates_n_clusters(tissue):

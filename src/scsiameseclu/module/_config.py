@@ -43,9 +43,11 @@ class NetworkConfig:
     graph_weight: float = 0.5
     # Starting weights: "identity" (every layer starts as the identity of its input, see
     # `SiameseNetwork.identity_init`) or "random" (PyTorch's default initialisation, drawn from
-    # `random_state`). With random weights the start decided which layer split a DLPFC run found
+    # `random_state`); "auto" is resolved by the model layer (identity unless there are extra
+    # modalities, whose identity maps would start on the same coordinates as the expression's).
+    # With random weights the start decided which layer split a DLPFC run found
     # (benchmarks/results/seed_stability.md).
-    init_weights: str = "identity"
+    init_weights: str = "auto"
     # Widths of extra modalities (``extra_rep``), the last columns of the input; set from the data.
     extra_dims: tuple[int, ...] = ()
 
@@ -55,8 +57,8 @@ class NetworkConfig:
             msg = f"`extra_dims` must be positive ints, got {self.extra_dims!r}."
             raise ValueError(msg)
         object.__setattr__(self, "extra_dims", dims)  # a list read back from JSON
-        if self.init_weights not in ("identity", "random"):
-            msg = f"`init_weights` must be 'identity' or 'random', got {self.init_weights!r}."
+        if self.init_weights not in ("auto", "identity", "random"):
+            msg = f"`init_weights` must be 'auto', 'identity' or 'random', got {self.init_weights!r}."
             raise ValueError(msg)
 
 
