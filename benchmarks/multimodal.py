@@ -11,7 +11,8 @@ both again on a graph of RNA and proteins together (:func:`joint_graph`, the doc
 **Slices.** DLPFC 151673 and 151674 in one AnnData (the genes both files hold, one normalisation
 and PCA, squidpy's 6-NN spatial graph per slice via ``library_key``), 7 clusters, trained once
 with the library term off (default) and on (``w_library=1``); per-slice ARI against the
-separate runs of ``ssc_defaults.json`` (each slice alone, its own 5,000 genes, same seeds), and
+separate ssc runs of the peer table (``results.json``: each slice alone, its own 5,000 genes,
+same seeds), and
 label consistency across slices: for each layer, whether its majority cluster is the same in
 both slices.
 
@@ -190,7 +191,7 @@ def _key(run) -> str:
 
 CITE_SETTINGS = {
     "ssc_rna": "ssc, RNA",
-    "ssc_rna_stored": "ssc, RNA (`ssc_defaults.json`: same defaults and seeds, 2 torch threads)",
+    "ssc_rna_stored": "ssc, RNA (peer table, `results.json`: same defaults and seeds, 2 torch threads)",
     "ssc_rna_adt": "ssc, RNA + ADT (`extra_rep='ADT'`)",
     "leiden_rna": "Leiden, RNA graph",
     "ssc_rna_adt_joint_graph": "ssc, RNA + ADT (`extra_rep='ADT'`), graph of RNA PCA + ADT",
@@ -204,22 +205,32 @@ graph on it); the "graph of RNA PCA + ADT" rows replace that graph by scanpy's 1
 CITE-seq. `obsm['ADT']` is used as the shared files distribute it: floats, each protein
 centred and scaled (not raw counts), so ssc only divides it by its global scale. A run with a
 given seed is reproducible with the same number of torch threads; this script uses one, the
-`ssc_defaults.json` runs two, and one of the six RNA-only PBMC/CBMC runs repeated here with one
-thread differed (PBMC seed 2: 0.646 here, 0.562 with two threads), so seed-level differences
-between the two sources are noise of that size.
+peer table's runs two, and the same seed with one and two threads can differ (PBMC seed 2 at
+commit c084e3a: 0.646 with one, 0.562 with two), so seed-level differences between the two
+sources are noise of that size. The RNA + ADT rows start from random weights
+(`init_weights="auto"` with `extra_rep`) and were run at commit c084e3a, before identity
+starting weights became the default without extra modalities; that code path is unchanged.
 """
 
 SLICE_NOTES = """The two files hold different 5,000-gene panels; the joint AnnData keeps the 2,340 genes
 both hold. "Layers with the same majority cluster" is, per seed, the fraction of the seven
 layers whose most frequent cluster is the same in both slices (1.00: every layer has one
-cluster across slices).
+cluster across slices). The library-term rows (524 s per run) were run at commit c084e3a, with
+random starting weights; the other slice rows use the identity start of the current defaults.
 """
 
 
-def _stored_rna(seeds) -> list[dict]:
-    """RNA-only ssc runs of ``ssc_defaults.json`` (defaults, true k; ``extra_rep`` changes nothing there)."""
-    path = ROOT / "benchmarks" / "results" / "ssc_defaults.json"
+def _table_runs(datasets) -> list[dict]:
+    """ssc runs of the peer table (``results.json``: defaults, true k, 2 torch threads) on ``datasets``."""
+    path = ROOT / "benchmarks" / "results" / "results.json"
     runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    return [
+        r for r in runs if r["method"] == "ssc" and r["dataset"] in datasets and r["status"] == "ok" and not r["quick"]
+    ]
+
+
+def _stored_rna(seeds) -> list[dict]:
+    """RNA-only ssc runs of the peer table (defaults, true k; ``extra_rep`` changes nothing there)."""
     return [
         {
             "part": "cite",
@@ -229,10 +240,10 @@ def _stored_rna(seeds) -> list[dict]:
             "n_obs": r["n_obs"],
             "ari": r["ari"],
             "nmi": r["nmi"],
-            "seconds": r["seconds_ssc"],
+            "seconds": r["seconds"],
         }
-        for r in runs
-        if r["dataset"] in CITE and r["seed"] in seeds
+        for r in _table_runs(CITE)
+        if r["seed"] in seeds
     ]
 
 
@@ -262,14 +273,10 @@ def _cite_table(runs: list[dict]) -> str:
 
 
 def _separate_runs() -> dict:
-    """Per-slice, per-seed ARI of the separate runs in ``ssc_defaults.json`` (each slice alone)."""
-    path = ROOT / "benchmarks" / "results" / "ssc_defaults.json"
-    if not path.exists():
-        return {}
+    """Per-slice, per-seed ARI of the peer table's ssc runs (each slice alone, its own genes)."""
     out = {}
-    for r in json.loads(path.read_text())["runs"]:
-        if r["dataset"] in SLICES:
-            out.setdefault(r["dataset"].split("_")[1], {})[r["seed"]] = r["ari"]
+    for r in _table_runs(SLICES):
+        out.setdefault(r["dataset"].split("_")[1], {})[r["seed"]] = r["ari"]
     return out
 
 
@@ -312,7 +319,7 @@ def _slices_table(runs: list[dict]) -> str:
         sep = [separate.get(lib, {}).get(seed) for seed in seeds]
         if None not in sep:
             lines.append(
-                f"| each slice alone, its own 5,000 genes (`ssc_defaults.json`) | {lib} | "
+                f"| each slice alone, its own 5,000 genes (peer table, `results.json`) | {lib} | "
                 f"{' / '.join(f'{a:.3f}' for a in sep)} | {np.mean(sep):.3f} ± {np.std(sep, ddof=1):.3f} | – | – |"
             )
     return "\n".join(lines)
@@ -341,7 +348,9 @@ def main() -> None:
     parser.add_argument("--parts", nargs="*", default=["cite", "slices"], choices=["cite", "slices"])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
-        "--reuse-rna", action="store_true", help="take RNA-only ssc runs not in the cache from ssc_defaults.json"
+        "--reuse-rna",
+        action="store_true",
+        help="take the RNA-only ssc runs from the peer table (results.json) instead of running them",
     )
     parser.add_argument("--report-only", action="store_true", help="write the report from the cached runs only")
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
