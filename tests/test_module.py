@@ -185,6 +185,10 @@ def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
     mean = torch.zeros_like(h).index_add_(0, edges[1], h[edges[0]]) + h
     mean = mean / (torch.bincount(edges[1], minlength=300) + 1)[:, None]
     assert torch.allclose(conv(x, edges), mean, atol=1e-4)
+    # Fewer cells than hidden units: fewer principal axes than rows, the rest start at zero.
+    small = SiameseNetwork(n_input, 3, config)
+    small.identity_init(x[:10])
+    assert small.decoder[-1].weight.shape == (n_input, 32)
 
 
 @pytest.mark.parametrize(

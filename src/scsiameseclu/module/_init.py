@@ -6,8 +6,9 @@ import torch
 from torch import nn
 from torch_geometric.nn import GATConv
 
-#: Rows of the input used to find its principal axes (evenly spaced, no random draw).
-AXES_MAX_CELLS = 20_000
+#: Rows of the input used to find its principal axes (evenly spaced, no random draw); keeps the
+#: SVD cheap for inputs of many genes.
+AXES_MAX_CELLS = 2_000
 
 
 def principal_axes(x: torch.Tensor, k: int) -> torch.Tensor:

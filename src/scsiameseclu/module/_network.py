@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
-from ._init import identity_init, principal_axes
+from ._init import identity_init, identity_weight
 from ._losses import (
     contrastive_loss,
     cross_correlation_loss,
@@ -90,7 +90,7 @@ class SiameseNetwork(nn.Module):
         identity_init(self.decoder)
         last = self.decoder[-1].weight
         if last.shape[0] > last.shape[1]:  # wide input: decode onto the principal axes
-            last.copy_(principal_axes(x, last.shape[1]).T.to(last))
+            last.copy_(identity_weight(last.shape[1], last.shape[0], x).T.to(last))
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused embedding and the graph-branch gate of each cell."""
