@@ -189,6 +189,10 @@ def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
     small = SiameseNetwork(n_input, 3, config)
     small.identity_init(x[:10])
     assert small.decoder[-1].weight.shape == (n_input, 32)
+    # A graph branch that reads neighbour means too (n_hops) is wider than x: it starts at the identity.
+    hops = SiameseNetwork(n_input, 3, NetworkConfig(n_hidden=32, n_latent=8, n_hops=1))
+    hops.identity_init(x)
+    assert torch.equal(hops.graph.convs[0].lin.weight, torch.eye(32, 2 * n_input))
 
 
 @pytest.mark.parametrize(

@@ -25,9 +25,10 @@ def identity_weight(n_out: int, n_in: int, x: torch.Tensor | None = None) -> tor
 
     ``n_in <= n_out``: the identity into the first ``n_in`` outputs (a PCA input keeps its
     coordinates). ``n_in > n_out``: the projection onto the top ``n_out`` principal axes of the
-    layer's input ``x`` (without ``x``: its first ``n_out`` columns).
+    layer's input ``x`` (without ``x``, or when ``x`` is not that input, e.g. the graph branch's
+    neighbour means with ``n_hops > 0``: its first ``n_out`` columns).
     """
-    if n_in <= n_out or x is None:
+    if n_in <= n_out or x is None or x.shape[1] != n_in:
         return torch.eye(n_out, n_in)
     axes = principal_axes(x, n_out).float().cpu()
     out = torch.zeros(n_out, n_in)
