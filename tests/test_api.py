@@ -100,6 +100,25 @@ def test_knn_graph_from_scanpy(knn):
     assert knn.uns["ssc"]["params"]["graph_weight"] == 0.5
 
 
+def test_target_sets_contrastive_pretraining(tissue, knn):
+    """Domains: the contrastive term acts in pre-training too; cell types: in the clustering stage only."""
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    params = tissue.uns["ssc"]["params"]
+    assert (params["init"], params["w_contrastive_pretrain"]) == ("kmeans", params["w_contrastive"])
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, graph_weight=0.2, **FAST)
+    assert (tissue.uns["ssc"]["params"]["init"], tissue.uns["ssc"]["params"]["w_contrastive_pretrain"]) == ("leiden", 0.0)
+    a = ssc.tl.siamese_cluster(knn, n_clusters=4, copy=True, **FAST)
+    b = ssc.tl.siamese_cluster(knn, n_clusters=4, train_kwargs={"w_contrastive_pretrain": 0.0}, copy=True, **FAST)
+    c = ssc.tl.siamese_cluster(knn, n_clusters=4, train_kwargs={"w_contrastive_pretrain": 0.5}, copy=True, **FAST)
+    assert a.uns["ssc"]["params"]["w_contrastive_pretrain"] == 0.0
+    np.testing.assert_array_equal(a.obsm["X_ssc"], b.obsm["X_ssc"])
+    assert not np.array_equal(a.obsm["X_ssc"], c.obsm["X_ssc"])
+    before = knn.copy()
+    with pytest.raises(ValueError, match="w_contrastive_pretrain"):
+        ssc.tl.siamese_cluster(knn, n_clusters=4, train_kwargs={"w_contrastive_pretrain": -1.0}, **FAST)
+    assert set(knn.obs) == set(before.obs) and set(knn.uns) == set(before.uns)
+
+
 def test_graph_weight_zero_ignores_graph(tissue):
     a = ssc.tl.siamese_cluster(tissue, n_clusters=4, graph_weight=0.0, copy=True, **FAST)
     other = tissue.copy()

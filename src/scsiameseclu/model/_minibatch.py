@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
-from ._training import TrainingHistory, _optimise, labels_settled, seed_prototypes
+from ._training import TrainingHistory, _optimise, labels_settled, pretrain_config, seed_prototypes
 
 #: ``batch_size=None`` trains on the whole graph at once up to this many cells, in mini-batches above.
 FULL_BATCH_MAX_CELLS = 50_000
@@ -259,11 +259,12 @@ def fit_minibatch(
     net.train()
     n_nodes = 0
     t0 = time.perf_counter()
+    pretrain = pretrain_config(train)
     for _ in range(train.n_epochs_pretrain):
         _, xb, pb, _, lb = batch()
         n_nodes += xb.shape[0]
         _optimise(
-            optimizer, training_step(net, xb, pb, augment, train, generator, cluster=False, library=lb), history, bar
+            optimizer, training_step(net, xb, pb, augment, pretrain, generator, cluster=False, library=lb), history, bar
         )
     history.seconds["pretrain"] = time.perf_counter() - t0
 

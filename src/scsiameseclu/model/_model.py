@@ -48,9 +48,11 @@ class SiameseClusterModel:
         fusion (the learned gate moves each cell by at most one logit around it) and of the
         neighbours when final assignments are smoothed over the graph. ``None``: 0.8 on a squidpy
         spatial graph (smooth tissue domains), 0.5 otherwise. Use ~0.2 to find cell types on a
-        spatial graph, 0 to ignore the graph. With ``train_kwargs['init']="auto"`` it also picks
-        how prototypes are seeded: spherical k-means for domains (spatial graph and
-        ``graph_weight >= 0.5``), else Leiden communities with k parts (cell types).
+        spatial graph, 0 to ignore the graph. It also sets two defaults of ``train_kwargs``: for
+        domains (spatial graph and ``graph_weight >= 0.5``) prototypes are seeded by spherical
+        k-means and the contrastive term acts in pre-training too; for cell types prototypes
+        are seeded by Leiden communities with k parts and the contrastive term acts in the
+        clustering stage only (``init`` and ``w_contrastive_pretrain``).
     network_kwargs, augment_kwargs, train_kwargs
         Overrides of :class:`~scsiameseclu.module.NetworkConfig`,
         :class:`~scsiameseclu.module.AugmentConfig`, :class:`~scsiameseclu.module.TrainConfig`.
@@ -129,9 +131,18 @@ class SiameseClusterModel:
             self.network_config = replace(self.network_config, init_weights=init_weights)
         self.augment_config = _make_config(AugmentConfig, "augment_kwargs", augment_kwargs)
         self.train_config = _make_config(TrainConfig, "train_kwargs", train_kwargs)
+        # The user's target decides two defaults: tissue domains (a spatial graph weighing at least
+        # half) or cell types (see `TrainConfig.init` and `w_contrastive_pretrain`).
+        domains = self.connectivity_key.startswith("spatial") and self.graph_weight >= 0.5
         if self.train_config.init == "auto":
-            domains = self.connectivity_key.startswith("spatial") and self.graph_weight >= 0.5
             self.train_config = replace(self.train_config, init="kmeans" if domains else "leiden")
+        if self.train_config.w_contrastive_pretrain is None:
+            w = self.train_config.w_contrastive if domains else 0.0
+            self.train_config = replace(self.train_config, w_contrastive_pretrain=w)
+        w = self.train_config.w_contrastive_pretrain
+        if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0:
+            msg = f"`train_kwargs['w_contrastive_pretrain']` must be a number >= 0 or None, got {w!r}."
+            raise ValueError(msg)
         if self.train_config.final_assignment not in ("prototypes", "mixture"):
             msg = (
                 "`train_kwargs['final_assignment']` must be 'prototypes' or 'mixture', "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from tqdm.auto import tqdm
@@ -70,6 +70,11 @@ def seed_prototypes(
         group["lr"] = train.learning_rate * train.cluster_lr_scale
 
 
+def pretrain_config(train: TrainConfig) -> TrainConfig:
+    """``train`` with the pre-training weight of the contrastive term (resolved, not None)."""
+    return replace(train, w_contrastive=train.w_contrastive_pretrain)
+
+
 def _optimise(optimizer, out, history: TrainingHistory, bar) -> None:
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -110,10 +115,11 @@ def fit(
     net.train()
 
     t0 = time.perf_counter()
+    pretrain = pretrain_config(train)
     for _ in range(train.n_epochs_pretrain):
         _optimise(
             optimizer,
-            training_step(net, x, pairs, augment, train, generator, cluster=False, library=library),
+            training_step(net, x, pairs, augment, pretrain, generator, cluster=False, library=library),
             history,
             bar,
         )
