@@ -71,7 +71,9 @@ def seed_prototypes(
 
 
 def pretrain_config(train: TrainConfig) -> TrainConfig:
-    """``train`` with the pre-training weight of the contrastive term (resolved, not None)."""
+    """``train`` with the pre-training weight of the contrastive term (None: ``w_contrastive``)."""
+    if train.w_contrastive_pretrain is None:
+        return train
     return replace(train, w_contrastive=train.w_contrastive_pretrain)
 
 
