@@ -76,8 +76,8 @@ class TrainConfig:
     # Weight of the contrastive term in pre-training (`w_contrastive` is its weight in the
     # clustering stage). None is resolved by the model layer: `w_contrastive` for tissue domains,
     # 0 for cell types, whose unbalanced populations InfoNCE spreads over the sphere before the
-    # clustering head sees them (without it, over seeds 0-2: CITE-seq PBMC 0.48 -> 0.65 ARI, CBMC
-    # 0.57 -> 0.62; with it on domains: BaristaSeq 0.66 vs 0.48, osmFISH 0.67 vs 0.53).
+    # clustering head sees them (peer table, seeds 0-4: CITE-seq PBMC 0.48 -> 0.64 ARI, CBMC
+    # 0.57 -> 0.61; with it on domains, seed 0: BaristaSeq 0.66 vs 0.48, osmFISH 0.67 vs 0.53).
     w_contrastive_pretrain: float | None = None
     w_cluster: float = 0.5
     # Weight of the library term (moment matching of the embedding between libraries, with a
