@@ -87,9 +87,22 @@ def test_estimates_n_clusters(tissue):
     ssc.tl.siamese_cluster(tissue, n_clusters=None, **FAST)
     uns = tissue.uns["ssc"]
     assert uns["n_clusters_estimated"]
-    assert 2 <= uns["n_clusters"] <= 20
+    assert 2 <= uns["n_clusters"] <= 50
     assert uns["n_clusters"] == tissue.obs["ssc"].nunique()
-    assert len(uns["n_clusters_silhouette"]) > 1
+    counts = {float(r): k for r, k in uns["n_clusters_by_resolution"].items()}
+    assert len(counts) > 1 and 0.3 in counts
+
+
+def test_estimate_counts_separated_groups():
+    from scsiameseclu.model import estimate_n_clusters
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=10.0, size=(6, 8))
+    z = np.vstack([c + rng.normal(size=(150, 8)) for c in centres]).astype(np.float32)
+    k, counts = estimate_n_clusters(z)
+    assert k == 6 == counts[0.3]
+    assert counts[1.0] >= counts[0.1]  # finer partitions at higher resolution
+    assert estimate_n_clusters(z, k_max=4)[0] == 4
 
 
 def test_knn_graph_from_scanpy(knn):

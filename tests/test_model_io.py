@@ -63,7 +63,7 @@ def test_round_trip_identical(trained, tmp_path):
     loaded = SiameseClusterModel.load(tmp_path / "m")
     assert loaded is not model and loaded.network is not model.network
     assert model.n_clusters is None and loaded.n_clusters_fitted == model.n_clusters_fitted
-    assert loaded.n_clusters_scores == model.n_clusters_scores
+    assert loaded.n_clusters_by_resolution == model.n_clusters_by_resolution
     assert loaded.var_names == model.var_names and loaded.random_state == model.random_state
     assert loaded.params() == model.params()
     assert np.array_equal(loaded.get_latent_representation(adata), model.get_latent_representation(adata))
@@ -349,7 +349,7 @@ def test_round_trip_head_assignments_with_estimated_k(split, tmp_path, monkeypat
     from scsiameseclu.model import _n_clusters
 
     # The estimate is not under test here: k must differ from the initial network's 2.
-    monkeypatch.setattr(_n_clusters, "estimate_n_clusters", lambda z, **kw: (4, {2: 0.1, 3: 0.2, 4: 0.3}))
+    monkeypatch.setattr(_n_clusters, "estimate_n_clusters", lambda z, **kw: (4, {0.3: 4, 1.0: 6}))
     train = split[0].copy()
     kwargs = {"train_kwargs": {"final_assignment": "prototypes"}, "max_epochs": 4, "show_progress_bar": False}
     model = ssc.tl.siamese_cluster(train, None, use_rep="X", return_model=True, **kwargs)

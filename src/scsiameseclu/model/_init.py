@@ -18,28 +18,41 @@ def leiden_partition(
     Runs scanpy's kNN graph and igraph Leiden on a private AnnData of the embedding (the user's
     graph and ``obsp`` are not touched). Returns ``None`` when no resolution gives ``n_clusters``.
     """
+    tmp = embedding_graph(z, n_neighbors=n_neighbors, random_state=random_state)
+    lo, hi = 0.0, 1.0
+    while True:  # find an upper resolution with at least n_clusters communities
+        labels = leiden_labels(tmp, hi, random_state=random_state)
+        if labels.max() + 1 >= n_clusters or hi > 100:
+            break
+        lo, hi = hi, hi * 2
+    for _ in range(max_steps):
+        if labels.max() + 1 == n_clusters:
+            return labels
+        mid = (lo + hi) / 2
+        labels = leiden_labels(tmp, mid, random_state=random_state)
+        if labels.max() + 1 < n_clusters:
+            lo = mid
+        else:
+            hi = mid
+    return labels if labels.max() + 1 == n_clusters else None
+
+
+def embedding_graph(z: np.ndarray, *, n_neighbors: int = 15, random_state: int = 0):
+    """A private AnnData holding scanpy's kNN graph of ``z`` (the user's ``obsp`` is not touched)."""
     import scanpy as sc
     from anndata import AnnData
 
     tmp = AnnData(obsm={"z": z})
     sc.pp.neighbors(tmp, use_rep="z", n_neighbors=min(n_neighbors, z.shape[0] - 1), random_state=random_state)
-    lo, hi = 0.0, 1.0
-    while True:  # find an upper resolution with at least n_clusters communities
-        sc.tl.leiden(tmp, resolution=hi, flavor="igraph", n_iterations=2, random_state=random_state, key_added="c")
-        if tmp.obs["c"].nunique() >= n_clusters or hi > 100:
-            break
-        lo, hi = hi, hi * 2
-    for _ in range(max_steps):
-        n = tmp.obs["c"].nunique()
-        if n == n_clusters:
-            return tmp.obs["c"].cat.codes.to_numpy()
-        mid = (lo + hi) / 2
-        sc.tl.leiden(tmp, resolution=mid, flavor="igraph", n_iterations=2, random_state=random_state, key_added="c")
-        if tmp.obs["c"].nunique() < n_clusters:
-            lo = mid
-        else:
-            hi = mid
-    return tmp.obs["c"].cat.codes.to_numpy() if tmp.obs["c"].nunique() == n_clusters else None
+    return tmp
+
+
+def leiden_labels(tmp, resolution: float, *, random_state: int = 0) -> np.ndarray:
+    """Leiden community codes (0..n-1) on the graph of :func:`embedding_graph`."""
+    import scanpy as sc
+
+    sc.tl.leiden(tmp, resolution=resolution, flavor="igraph", n_iterations=2, random_state=random_state, key_added="c")
+    return tmp.obs["c"].cat.codes.to_numpy()
 
 
 def initial_prototypes(z: np.ndarray, n_clusters: int, random_state: int, method: str = "leiden") -> np.ndarray:

@@ -39,7 +39,7 @@ REQUIRED_KEYS = {
     "train_config",
     "n_clusters",
     "n_clusters_fitted",
-    "n_clusters_scores",
+    "n_clusters_by_resolution",
     "graph_weight",
     "use_rep",
     "layer",
@@ -91,7 +91,7 @@ def model_config(model) -> dict:
         "train_config": dataclasses.asdict(model.train_config),
         "n_clusters": model.n_clusters,
         "n_clusters_fitted": int(model.n_clusters_fitted),
-        "n_clusters_scores": {str(k): float(v) for k, v in model.n_clusters_scores.items()},
+        "n_clusters_by_resolution": {str(r): int(k) for r, k in model.n_clusters_by_resolution.items()},
         "graph_weight": model.graph_weight,
         "use_rep": model.use_rep,
         "layer": model.layer,
@@ -219,7 +219,7 @@ def load_model(cls, dir_path, adata=None, *, device="auto"):
         setattr(model, key, config[key])
     for key in ("input_source", "n_features", "input_scale", "random_state"):
         setattr(model, key, config[key])
-    model.n_clusters_scores = {int(k): v for k, v in config["n_clusters_scores"].items()}
+    model.n_clusters_by_resolution = {float(r): int(k) for r, k in config["n_clusters_by_resolution"].items()}
     # Saves without extra modalities or library (older ones) lack these keys.
     model.extra_rep = tuple(config.get("extra_rep", ()))
     model.extra_n_features = list(config.get("extra_n_features", []))

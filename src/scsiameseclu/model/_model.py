@@ -174,7 +174,8 @@ class SiameseClusterModel:
         self.history = None
         self.device = None
         self.random_state = None
-        self.n_clusters_scores: dict[int, float] = {}
+        # Leiden community count of the pre-trained embedding per resolution (n_clusters=None).
+        self.n_clusters_by_resolution: dict[float, int] = {}
         self._latent = None  # (embedding, gate) of the training cells, kept after training
         self.cluster_order: list[int] | None = None  # network clusters by training size, empty ones dropped
 
@@ -218,10 +219,8 @@ class SiameseClusterModel:
         pairs = torch.as_tensor(graph_to_pairs(self._graph), device=data_device)
 
         def choose_k(z: np.ndarray) -> int:
-            k, self.n_clusters_scores = estimate_n_clusters(
-                z, k_max=min(20, self.n_obs - 1), random_state=self.random_state
-            )
-            logger.info("Estimated n_clusters=%d (silhouette %.3f).", k, self.n_clusters_scores.get(k, float("nan")))
+            k, self.n_clusters_by_resolution = estimate_n_clusters(z, random_state=self.random_state)
+            logger.info("Estimated n_clusters=%d (Leiden communities of the pre-trained embedding).", k)
             return k
 
         t0 = time.perf_counter()

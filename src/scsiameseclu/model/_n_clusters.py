@@ -3,29 +3,40 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+
+from ._init import embedding_graph, leiden_labels
+
+#: Leiden resolution whose community count is the estimate of k.
+RESOLUTION = 0.3
+#: Resolutions whose community counts are recorded too, to show how k moves with resolution.
+RESOLUTIONS = (0.1, 0.2, 0.3, 0.5, 1.0)
 
 
 def estimate_n_clusters(
-    z: np.ndarray, *, k_min: int = 2, k_max: int = 20, max_cells: int = 5000, random_state: int = 0
-) -> tuple[int, dict[int, float]]:
-    """Pick k by the mean silhouette of spherical k-means on the pre-trained embedding.
+    z: np.ndarray,
+    *,
+    k_min: int = 2,
+    k_max: int = 50,
+    resolution: float = RESOLUTION,
+    n_neighbors: int = 15,
+    max_cells: int = 50_000,
+    random_state: int = 0,
+) -> tuple[int, dict[float, int]]:
+    """Pick k as the number of Leiden communities of the pre-trained embedding at a low resolution.
 
-    Cells are L2-normalised (the clustering head uses cosine similarity); at most ``max_cells``
-    cells are sampled so the cost stays bounded. Returns the chosen k and the score of every k.
+    The embedding's 15-NN graph (scanpy, on a private AnnData) is partitioned by Leiden at
+    ``resolution`` (0.3, below scanpy's default 1.0, which splits large populations); the
+    community count, clipped to ``[k_min, k_max]``, is k. At most ``max_cells`` cells are sampled
+    so the cost stays bounded. Returns k and the community count at each of ``RESOLUTIONS`` (and
+    ``resolution``).
     """
     rng = np.random.default_rng(random_state)
     if z.shape[0] > max_cells:
-        z = z[rng.choice(z.shape[0], max_cells, replace=False)]
-    zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    k_max = min(k_max, zn.shape[0] - 1)
-    scores = {}
-    for k in range(k_min, k_max + 1):
-        labels = KMeans(k, n_init=3, random_state=random_state).fit_predict(zn)
-        if len(np.unique(labels)) < 2:
-            continue
-        scores[k] = float(silhouette_score(zn, labels, random_state=random_state))
-    if not scores:
-        return k_min, scores
-    return max(scores, key=scores.get), scores
+        z = z[np.sort(rng.choice(z.shape[0], max_cells, replace=False))]
+    graph = embedding_graph(z, n_neighbors=n_neighbors, random_state=random_state)
+    counts = {
+        float(r): int(leiden_labels(graph, r, random_state=random_state).max() + 1)
+        for r in sorted({*RESOLUTIONS, resolution})
+    }
+    k_max = max(k_min, min(k_max, z.shape[0] - 1))
+    return int(np.clip(counts[float(resolution)], k_min, k_max)), counts

@@ -55,8 +55,9 @@ def siamese_cluster(
         Annotated data matrix with a cell graph in ``obsp`` (``squidpy.gr.spatial_neighbors`` or
         ``sc.pp.neighbors``).
     n_clusters
-        Number of clusters. ``None`` picks k in 2–20 by the silhouette of spherical k-means on the
-        pre-trained embedding; the choice is recorded in ``uns[key_added]['n_clusters']``.
+        Number of clusters. ``None`` takes k as the number of Leiden communities (resolution 0.3)
+        of the pre-trained embedding; the choice is recorded in ``uns[key_added]['n_clusters']``,
+        the counts at other resolutions in ``uns[key_added]['n_clusters_by_resolution']``.
     use_rep
         ``obsm`` key of the input representation (``"X"`` for ``X``). Default: ``X_pca`` if present,
         else ``X`` (or ``layer``).
@@ -224,7 +225,7 @@ def _uns(model, n_found: int, gate: np.ndarray, timings: dict, batch_size: int |
             "params": params,
             "n_clusters": int(n_found),
             "n_clusters_estimated": model.n_clusters is None,
-            "n_clusters_silhouette": {str(k): v for k, v in model.n_clusters_scores.items()},
+            "n_clusters_by_resolution": {str(r): k for r, k in model.n_clusters_by_resolution.items()},
             "loss": np.asarray(history.loss, dtype=np.float32),
             "loss_terms": {k: np.asarray(v, dtype=np.float32) for k, v in history.terms.items()},
             "label_change": np.asarray(history.label_change, dtype=np.float32),
