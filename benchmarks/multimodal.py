@@ -208,8 +208,9 @@ given seed is reproducible with the same number of torch threads; this script us
 peer table's runs two, and the same seed with one and two threads can differ (PBMC seed 2 at
 commit c084e3a: 0.646 with one, 0.562 with two), so seed-level differences between the two
 sources are noise of that size. The RNA + ADT rows start from random weights
-(`init_weights="auto"` with `extra_rep`) and were run at commit c084e3a, before identity
-starting weights became the default without extra modalities; that code path is unchanged.
+(`init_weights="auto"` with `extra_rep`) and, like the RNA rows, pre-train without the
+contrastive term (the cell-type default since commit 1b3c802); the Leiden rows do not depend on
+ssc and were kept from the run at commit c084e3a.
 """
 
 SLICE_NOTES = """The two files hold different 5,000-gene panels; the joint AnnData keeps the 2,340 genes
