@@ -46,9 +46,6 @@ def one_run(name: str, seed: int) -> dict:
         "k": int(uns["n_clusters"]),
         "by_resolution": {str(r): int(k) for r, k in uns["n_clusters_by_resolution"].items()},
         "ari": float(adjusted_rand_score(labels, adata.obs["ssc"].to_numpy())),
-        "commit": subprocess.run(
-            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
     }
 
 
@@ -97,19 +94,22 @@ def main() -> None:
         return
     if not args.report:
         jobs = [(d, s) for s in args.seeds for d in (args.datasets or available())]
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
 
         def launch(job):
             cmd = [sys.executable, "-m", "benchmarks.n_clusters", "--one", job[0], str(job[1])]
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
             if done.returncode != 0:
                 return None
-            return done.stdout.strip().splitlines()[-1]
+            return {**json.loads(done.stdout.strip().splitlines()[-1]), "commit": commit}
 
         with ThreadPoolExecutor(args.jobs) as pool:
-            for line in pool.map(launch, jobs):
-                if line:
+            for run in pool.map(launch, jobs):
+                if run:
                     with store.open("a") as f:
-                        f.write(line + "\n")
+                        f.write(json.dumps(run) + "\n")
     (OUT / "n_clusters.md").write_text(report(store))
 
 
