@@ -29,7 +29,7 @@ def one_run(name: str, seed: int) -> dict:
 
     import scsiameseclu as ssc
     from benchmarks.datasets import DATASETS, load, n_true
-    from benchmarks.run_ssc import CELL_TYPE_GRAPH_WEIGHT
+    from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT
 
     torch.set_num_threads(1)
     adata, labels = load(name)

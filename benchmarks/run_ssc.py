@@ -4,7 +4,7 @@
 
 Each (dataset, seed) runs in its own process so that peak RSS is that run's own. The only
 per-dataset choice is the user's: tissue domains (default ``graph_weight``) or cell types on a
-spatial graph (``graph_weight=0.2``, as the README tells users). Labels are used for scoring only.
+spatial graph (``graph_weight=0``, as the README tells users). Labels are used for scoring only.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CELL_TYPE_GRAPH_WEIGHT = 0.2
+from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT  # noqa: E402
 
 
 def one_run(name: str, seed: int) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-CELL_TYPE_GRAPH_WEIGHT = 0.2  # the README's documented choice for cell types on a spatial graph
+CELL_TYPE_GRAPH_WEIGHT = 0.0  # the README's documented choice for cell types on a spatial graph
 QUICK_EPOCHS = 10
 
 
