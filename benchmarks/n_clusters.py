@@ -4,8 +4,8 @@
     python -m benchmarks.n_clusters --report   # merge the stored runs into the table only
 
 Each (dataset, seed) runs in its own process (one torch thread each, ``--jobs`` at a time) and
-appends a line to ``results/n_clusters.jsonl``; ``results/n_clusters.md`` is rewritten from all
-lines. The user's only per-dataset choice is the same as in ``run_ssc.py``. Labels are read for
+appends a line to ``results/n_clusters.jsonl``; ``results/n_clusters.md`` is rewritten from the
+latest line of each (dataset, seed). The user's only per-dataset choice is the same as in ``run_ssc.py``. Labels are read for
 scoring only: the true k is reported next to the estimate, never passed to ssc.
 """
 
@@ -52,7 +52,12 @@ def one_run(name: str, seed: int) -> dict:
 def report(path: Path) -> str:
     import numpy as np
 
-    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latest = {}  # a rerun of a (dataset, seed) replaces the earlier line
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            latest[r["dataset"], r["seed"]] = r
+    runs = list(latest.values())
     rows = {}
     for r in runs:
         rows.setdefault(r["dataset"], []).append(r)

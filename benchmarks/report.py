@@ -14,6 +14,7 @@ import pandas as pd
 
 from benchmarks.datasets import DATASETS
 from benchmarks.methods import METHODS
+from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,7 @@ def write_summary(runs: list[dict], out: Path) -> Path:
         f"seeds {seeds}; commits {commits}. Every method gets the same preprocessed data "
         "(`benchmarks/datasets.py`: normalise, log1p, PCA ≤ 50, squidpy 6-NN spatial graph or 15-NN "
         "expression graph) and the true number of clusters; labels are read only for scoring. "
-        "ssc runs with defaults (`graph_weight=0.2` on spatial data labelled with cell types, the README's "
+        f"ssc runs with defaults (`graph_weight={CELL_TYPE_GRAPH_WEIGHT:g}` on spatial data labelled with cell types, the README's "
         "user choice). Peers run in their own venvs (`benchmarks/.envs/`); where a peer would call R's mclust, "
         "`GaussianMixture(covariance_type='tied')` (≈ mclust EEE) is used instead.",
         "",

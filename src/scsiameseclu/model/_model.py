@@ -47,8 +47,8 @@ class SiameseClusterModel:
         How much the graph weighs, in ``[0, 1]``: prior weight of the graph (GAT) branch in the
         fusion (the learned gate moves each cell by at most one logit around it) and of the
         neighbours when final assignments are smoothed over the graph. ``None``: 0.8 on a squidpy
-        spatial graph (smooth tissue domains), 0.5 otherwise. Use ~0.2 to find cell types on a
-        spatial graph, 0 to ignore the graph. It also sets two defaults of ``train_kwargs``: for
+        spatial graph (smooth tissue domains), 0.5 otherwise. Use 0 (ignore the graph) to find
+        cell types on a spatial graph. It also sets two defaults of ``train_kwargs``: for
         domains (spatial graph and ``graph_weight >= 0.5``) prototypes are seeded by spherical
         k-means and the contrastive term acts in pre-training too; for cell types prototypes
         are seeded by Leiden communities with k parts and the contrastive term acts in the

@@ -71,7 +71,7 @@ def siamese_cluster(
         embedding (the learned gate moves each cell by at most one logit around it) and the weight
         of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.8
         for a spatial graph (smooth tissue domains), 0.5 for an expression kNN graph. For cell
-        types on a spatial graph use about 0.2; 0 ignores the graph. Below 0.5, or on a kNN
+        types on a spatial graph use 0, which ignores the graph. Below 0.5, or on a kNN
         graph, the target is cell types: prototypes start from Leiden communities and the
         contrastive term acts in the clustering stage only (:doc:`/parameters`).
     extra_rep
