@@ -40,7 +40,7 @@ def test_extra_rep_results_and_params(cite):
     assert list(uns["params"]["extra_rep"]) == ["ADT"]
     assert list(uns["params"]["extra_dims"]) == [5]
     assert uns["params"]["library_key"] == "None"
-    assert uns["params"]["init_weights"] == "random"  # "auto": branches would start superimposed
+    assert uns["params"]["init_weights"] == "identity"  # one block of coordinates per modality
     assert np.array_equal(cite.obsm["ADT"], before)  # used as given, never transformed in place
 
 

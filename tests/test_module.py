@@ -16,6 +16,7 @@ from scsiameseclu.module import (
     sinkhorn,
     training_step,
 )
+from scsiameseclu.module._init import split_blocks
 
 
 def _pairs(n=500, k=6, seed=0):
@@ -195,6 +196,29 @@ def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
     assert torch.equal(hops.graph.convs[0].lin.weight, torch.eye(32, 2 * n_input))
 
 
+
+@pytest.mark.parametrize("n_hops", [0, 1])
+def test_identity_init_keeps_modalities_on_their_own_coordinates(n_hops):
+    """With an extra modality each branch starts in its own latent block, not summed on the same coordinates."""
+    x = torch.randn(200, 30)  # 20 expression columns, then 10 of an extra modality
+    config = NetworkConfig(n_hidden=32, n_latent=8, extra_dims=(10,), n_hops=n_hops)
+    net = SiameseNetwork(30, 3, config)
+    net.identity_init(x)
+    z_expr, z_extra = net.expression(x[:, :20]), net.extras[0](x[:, 20:])
+    assert z_expr[:, 4:].abs().max() == 0 and z_expr[:, :4].abs().max() > 0
+    assert z_extra[:, :4].abs().max() == 0 and z_extra[:, 4:].abs().max() > 0
+    # The graph branch's first layer reads expression into the first hidden half, the extra
+    # modality into the second, and nothing from the neighbour means.
+    first = net.graph.convs[0].lin.weight
+    assert first[:16, 20:].abs().max() == 0 and first[16:, :20].abs().max() == 0
+    assert not first[:, 30:].any() and first[:16, :20].abs().max() > 0 and first[16:, 20:30].abs().max() > 0
+    # The decoder maps each latent block back onto its own modality's columns.
+    decoded = net.decoder[-1].weight @ net.decoder[0].weight
+    assert decoded[:20, 4:].abs().max() == 0 and decoded[20:, :4].abs().max() == 0
+    with pytest.raises(ValueError, match="Cannot split 2 coordinates into 3 blocks"):
+        split_blocks(2, 3)
+
+
 @pytest.mark.parametrize(
     ("cls", "kwargs"),
     [
@@ -202,6 +226,7 @@ def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
         (AugmentConfig, {"edge_add_rate": -1}),
         (AugmentConfig, {"edge_add_mode": "x"}),
         (NetworkConfig, {"init_weights": "zeros"}),
+        (NetworkConfig, {"n_latent": 2, "extra_dims": (3, 4)}),
     ],
 )
 def test_config_errors(cls, kwargs):

@@ -126,9 +126,6 @@ class SiameseClusterModel:
             graph_weight=self.graph_weight,
             extra_dims=tuple(len(index) for index in self.extra_index),
         )
-        if self.network_config.init_weights == "auto":
-            init_weights = "random" if self.extra_rep else "identity"
-            self.network_config = replace(self.network_config, init_weights=init_weights)
         self.augment_config = _make_config(AugmentConfig, "augment_kwargs", augment_kwargs)
         self.train_config = _make_config(TrainConfig, "train_kwargs", train_kwargs)
         # The user's target decides two defaults: tissue domains (a spatial graph weighing at least

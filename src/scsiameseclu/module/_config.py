@@ -41,13 +41,13 @@ class NetworkConfig:
     gat_heads: int = 1
     n_hops: int = 0
     graph_weight: float = 0.5
-    # Starting weights: "identity" (every layer starts as the identity of its input, see
+    # Starting weights: "identity" (every layer starts as the identity of its input, with one
+    # block of coordinates per modality when there are extra ones, see
     # `SiameseNetwork.identity_init`) or "random" (PyTorch's default initialisation, drawn from
-    # `random_state`); "auto" is resolved by the model layer (identity unless there are extra
-    # modalities, whose identity maps would start on the same coordinates as the expression's).
-    # With random weights the start decided which layer split a DLPFC run found
-    # (benchmarks/results/seed_stability.md).
-    init_weights: str = "auto"
+    # `random_state`). With random weights the start decided which layer split a DLPFC run found
+    # (benchmarks/results/seed_stability.md) and RNA + ADT runs spread widely over seeds
+    # (benchmarks/results/multimodal.md).
+    init_weights: str = "identity"
     # Widths of extra modalities (``extra_rep``), the last columns of the input; set from the data.
     extra_dims: tuple[int, ...] = ()
 
@@ -57,8 +57,15 @@ class NetworkConfig:
             msg = f"`extra_dims` must be positive ints, got {self.extra_dims!r}."
             raise ValueError(msg)
         object.__setattr__(self, "extra_dims", dims)  # a list read back from JSON
-        if self.init_weights not in ("auto", "identity", "random"):
-            msg = f"`init_weights` must be 'auto', 'identity' or 'random', got {self.init_weights!r}."
+        if self.init_weights not in ("identity", "random"):
+            msg = f"`init_weights` must be 'identity' or 'random', got {self.init_weights!r}."
+            raise ValueError(msg)
+        n_modalities = 1 + len(dims)
+        if self.init_weights == "identity" and min(self.n_hidden, self.n_latent) < n_modalities:
+            msg = (
+                f"`n_hidden={self.n_hidden}` and `n_latent={self.n_latent}` must each be at least the number of "
+                f"modalities ({n_modalities}) to start from identity weights; pass `init_weights='random'`."
+            )
             raise ValueError(msg)
 
 

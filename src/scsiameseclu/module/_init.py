@@ -60,3 +60,29 @@ def identity_init(module: nn.Module, x: torch.Tensor | None = None) -> None:
             continue
         weight.copy_(identity_weight(*weight.shape, x if first else None).to(weight.device))
         first = False
+
+
+def split_blocks(n: int, n_blocks: int) -> list[slice]:
+    """``n`` coordinates in ``n_blocks`` contiguous blocks of (nearly) equal size, the first one the widest."""
+    size = n // n_blocks
+    if size < 1:
+        msg = f"Cannot split {n} coordinates into {n_blocks} blocks."
+        raise ValueError(msg)
+    first = n - size * (n_blocks - 1)
+    return [slice(0, first)] + [slice(first + i * size, first + (i + 1) * size) for i in range(n_blocks - 1)]
+
+
+def block_weight(n_out: int, parts: list[int], blocks: list[slice], x: torch.Tensor | None = None) -> torch.Tensor:
+    """``n_out × sum(parts)`` map taking input part ``i`` onto output block ``i`` (:func:`identity_weight` of each).
+
+    Keeps modalities on separate coordinates: an extra modality whose identity map would start
+    on the same coordinates as the expression's starts on its own instead. ``x`` (the layer's
+    input) gives each part's principal axes where the part is wider than its block.
+    """
+    out = torch.zeros(n_out, sum(parts))
+    xs = torch.split(x, parts, dim=1) if x is not None else [None] * len(parts)
+    start = 0
+    for n_in, block, x_part in zip(parts, blocks, xs, strict=True):
+        out[block, start : start + n_in] = identity_weight(block.stop - block.start, n_in, x_part)
+        start += n_in
+    return out

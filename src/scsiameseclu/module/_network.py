@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
-from ._init import identity_init, identity_weight
+from ._init import block_weight, identity_init, identity_weight, split_blocks
 from ._losses import (
     contrastive_loss,
     cross_correlation_loss,
@@ -80,17 +80,37 @@ class SiameseNetwork(nn.Module):
         Every encoder starts as the identity of its input (the projection onto the top principal
         axes of ``x`` where the input is wider than ``n_hidden``), graph attention as the plain
         mean over neighbours, the decoder as the inverse map; the fusion gate starts at its prior.
-        ``x`` is the network input (cells × ``n_input``).
+        With extra modalities, the hidden and latent coordinates are split into one block per
+        modality (expression first) and every map starts block by block, so that the fused
+        embedding starts as the modalities side by side rather than summed on the same
+        coordinates. ``x`` is the network input (cells × ``n_input``).
         """
-        parts = torch.split(x, [self.n_input, *self.extra_dims], dim=1)
-        identity_init(self.expression, parts[0])
-        for encoder, part in zip(self.extras if self.extra_dims else [], parts[1:], strict=True):
-            identity_init(encoder, part)
-        identity_init(self.graph, x)
+        parts = [self.n_input, *self.extra_dims]
+        xs = torch.split(x, parts, dim=1)
+        if not self.extra_dims:
+            identity_init(self.expression, x)
+            identity_init(self.graph, x)
+            identity_init(self.decoder)
+            last = self.decoder[-1].weight
+            if last.shape[0] > last.shape[1]:  # wide input: decode onto the principal axes
+                last.copy_(identity_weight(last.shape[1], last.shape[0], x).T.to(last))
+            return
+        h, d = self.config.n_hidden, self.config.n_latent
+        hidden, latent = split_blocks(h, len(parts)), split_blocks(d, len(parts))
+        widths = [b.stop - b.start for b in hidden]
+        for encoder, x_part, block in zip([self.expression, *self.extras], xs, latent, strict=True):
+            identity_init(encoder, x_part)
+            last = encoder.net[-1].weight
+            last.copy_(block_weight(d, [h], [block]).to(last))
+        identity_init(self.graph)  # attention vectors and biases; the block maps below replace weights
+        first = self.graph.convs[0].lin.weight  # its input: x, then x's neighbour means (n_hops)
+        first.zero_()
+        first[:, : x.shape[1]] = block_weight(h, parts, hidden, x).to(first)
+        self.graph.out.weight.copy_(block_weight(d, widths, latent).to(self.graph.out.weight))
         identity_init(self.decoder)
-        last = self.decoder[-1].weight
-        if last.shape[0] > last.shape[1]:  # wide input: decode onto the principal axes
-            last.copy_(identity_weight(last.shape[1], last.shape[0], x).T.to(last))
+        inner, last = self.decoder[0].weight, self.decoder[-1].weight
+        inner.copy_(block_weight(h, [b.stop - b.start for b in latent], hidden).to(inner))
+        last.copy_(block_weight(h, parts, hidden, x).T.to(last))
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused embedding and the graph-branch gate of each cell."""
