@@ -85,8 +85,6 @@ class SiameseNetwork(nn.Module):
         embedding starts as the modalities side by side rather than summed on the same
         coordinates. ``x`` is the network input (cells × ``n_input``).
         """
-        parts = [self.n_input, *self.extra_dims]
-        xs = torch.split(x, parts, dim=1)
         if not self.extra_dims:
             identity_init(self.expression, x)
             identity_init(self.graph, x)
@@ -95,9 +93,11 @@ class SiameseNetwork(nn.Module):
             if last.shape[0] > last.shape[1]:  # wide input: decode onto the principal axes
                 last.copy_(identity_weight(last.shape[1], last.shape[0], x).T.to(last))
             return
+        parts = [self.n_input, *self.extra_dims]
         h, d = self.config.n_hidden, self.config.n_latent
         hidden, latent = split_blocks(h, len(parts)), split_blocks(d, len(parts))
-        widths = [b.stop - b.start for b in hidden]
+        hidden_widths, latent_widths = ([b.stop - b.start for b in blocks] for blocks in (hidden, latent))
+        xs = torch.split(x, parts, dim=1)
         for encoder, x_part, block in zip([self.expression, *self.extras], xs, latent, strict=True):
             identity_init(encoder, x_part)
             last = encoder.net[-1].weight
@@ -106,10 +106,10 @@ class SiameseNetwork(nn.Module):
         first = self.graph.convs[0].lin.weight  # its input: x, then x's neighbour means (n_hops)
         first.zero_()
         first[:, : x.shape[1]] = block_weight(h, parts, hidden, x).to(first)
-        self.graph.out.weight.copy_(block_weight(d, widths, latent).to(self.graph.out.weight))
+        self.graph.out.weight.copy_(block_weight(d, hidden_widths, latent).to(self.graph.out.weight))
         identity_init(self.decoder)
         inner, last = self.decoder[0].weight, self.decoder[-1].weight
-        inner.copy_(block_weight(h, [b.stop - b.start for b in latent], hidden).to(inner))
+        inner.copy_(block_weight(h, latent_widths, hidden).to(inner))
         last.copy_(block_weight(h, parts, hidden, x).T.to(last))
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
