@@ -196,7 +196,6 @@ def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
     assert torch.equal(hops.graph.convs[0].lin.weight, torch.eye(32, 2 * n_input))
 
 
-
 @pytest.mark.parametrize("n_hops", [0, 1])
 def test_identity_init_keeps_modalities_on_their_own_coordinates(n_hops):
     """With an extra modality each branch starts in its own latent block, not summed on the same coordinates."""

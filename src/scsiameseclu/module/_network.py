@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
-from ._init import block_weight, identity_init, identity_weight, split_blocks
+from ._init import block_weight, identity_init, split_blocks
 from ._losses import (
     contrastive_loss,
     cross_correlation_loss,
@@ -85,32 +85,25 @@ class SiameseNetwork(nn.Module):
         embedding starts as the modalities side by side rather than summed on the same
         coordinates. ``x`` is the network input (cells × ``n_input``).
         """
-        if not self.extra_dims:
-            identity_init(self.expression, x)
-            identity_init(self.graph, x)
-            identity_init(self.decoder)
-            last = self.decoder[-1].weight
-            if last.shape[0] > last.shape[1]:  # wide input: decode onto the principal axes
-                last.copy_(identity_weight(last.shape[1], last.shape[0], x).T.to(last))
-            return
         parts = [self.n_input, *self.extra_dims]
         h, d = self.config.n_hidden, self.config.n_latent
         hidden, latent = split_blocks(h, len(parts)), split_blocks(d, len(parts))
-        hidden_widths, latent_widths = ([b.stop - b.start for b in blocks] for blocks in (hidden, latent))
-        xs = torch.split(x, parts, dim=1)
-        for encoder, x_part, block in zip([self.expression, *self.extras], xs, latent, strict=True):
+        encoders = [self.expression, *(self.extras if self.extra_dims else [])]
+        for encoder, x_part, block in zip(encoders, torch.split(x, parts, dim=1), latent, strict=True):
             identity_init(encoder, x_part)
             last = encoder.net[-1].weight
             last.copy_(block_weight(d, [h], [block]).to(last))
-        identity_init(self.graph)  # attention vectors and biases; the block maps below replace weights
-        first = self.graph.convs[0].lin.weight  # its input: x, then x's neighbour means (n_hops)
-        first.zero_()
-        first[:, : x.shape[1]] = block_weight(h, parts, hidden, x).to(first)
-        self.graph.out.weight.copy_(block_weight(d, hidden_widths, latent).to(self.graph.out.weight))
+        identity_init(self.graph, x)
+        if self.extra_dims:  # the first layer reads each modality into its own block, no neighbour means
+            first = self.graph.convs[0].lin.weight  # its input: x, then x's neighbour means (n_hops)
+            first.zero_()
+            first[:, : x.shape[1]] = block_weight(h, parts, hidden, x).to(first)
+        out = self.graph.out.weight
+        out.copy_(block_weight(d, [b.stop - b.start for b in hidden], latent).to(out))
         identity_init(self.decoder)
         inner, last = self.decoder[0].weight, self.decoder[-1].weight
-        inner.copy_(block_weight(h, latent_widths, hidden).to(inner))
-        last.copy_(block_weight(h, parts, hidden, x).T.to(last))
+        inner.copy_(block_weight(h, [b.stop - b.start for b in latent], hidden).to(inner))
+        last.copy_(block_weight(h, parts, hidden, x).T.to(last))  # a wide input decodes onto its principal axes
 
     def embed(self, x: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused embedding and the graph-branch gate of each cell."""
