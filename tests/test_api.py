@@ -265,6 +265,12 @@ def test_plot_umap_only(knn):
 def test_final_assignment(tissue, final):
     ssc.tl.siamese_cluster(tissue, n_clusters=4, train_kwargs={"final_assignment": final}, **FAST)
     assert tissue.uns["ssc"]["params"]["final_assignment"] == final
+    mixture = tissue.uns["ssc"]["mixture"]
+    if final == "mixture":  # EM from the prototypes and from Leiden communities; the more likely fit is kept
+        assert set(mixture["log_likelihood"]) == {"prototypes", "leiden"}
+        assert mixture["start"] == max(mixture["log_likelihood"], key=mixture["log_likelihood"].get)
+    else:
+        assert mixture == {}
     proba = tissue.obsm["ssc_proba"]
     assert np.allclose(proba.sum(1), 1, atol=1e-4)
     assert adjusted_rand_score(tissue.obs["domain"], tissue.obs["ssc"]) > 0.5

@@ -11,6 +11,7 @@ from scsiameseclu.module import (
     cross_correlation_loss,
     fit_tied_mixture,
     mask_features,
+    mixture_log_likelihood,
     mixture_posterior,
     perturb_edges,
     sinkhorn,
@@ -107,6 +108,29 @@ def test_tied_mixture_recovers_unequal_clusters():
     assert float((labels == truth).float().mean()) > 0.97
     assert sorted(weights.tolist()) == pytest.approx([0.1, 0.9], abs=0.03)
     assert torch.allclose(shared, shared.T)
+
+
+def test_fit_mixture_keeps_the_most_likely_start():
+    # Three separated blobs of 600 / 300 / 100 cells; prototypes that split the big blob and merge
+    # the two small ones start EM in a worse optimum than a start with the right partition.
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    sizes = [600, 300, 100]
+    truth = torch.repeat_interleave(torch.arange(3), torch.tensor(sizes))
+    z = centres[truth] + 0.3 * torch.randn(1000, 2, generator=g)
+    net = SiameseNetwork(5, 3, NetworkConfig(n_hidden=4, n_latent=2))
+    net.set_prototypes(torch.tensor([[1.0, 0.3], [1.0, -0.3], [-1.0, 1.0]]))
+    good = torch.nn.functional.one_hot(truth, 3).float()
+    log_liks = net.fit_mixture(z)  # the prototypes alone
+    assert len(log_liks) == 1
+    wrong = net.soft_assign(z, 1.0).argmax(1)
+    log_liks = net.fit_mixture(z, [good])
+    assert len(log_liks) == 2 and log_liks[1] > log_liks[0]
+    labels = net.soft_assign(z, 1.0).argmax(1)
+    assert float((labels[:, None] == labels[None, :]).eq(truth[:, None] == truth[None, :]).float().mean()) == 1.0
+    assert float((wrong[:, None] == wrong[None, :]).eq(truth[:, None] == truth[None, :]).float().mean()) < 0.9
+    kept = (net.mixture_weights, net.mixture_means, net.mixture_cov)
+    assert mixture_log_likelihood(z, *kept) == pytest.approx(log_liks[1])
 
 
 def test_cross_correlation_identity_is_minimum():

@@ -249,17 +249,47 @@ class SiameseClusterModel:
         self.history.seconds["embed"] = time.perf_counter() - t0
         if self.train_config.final_assignment == "mixture":
             t0 = time.perf_counter()
-            # A tied-covariance mixture over the embedding, started from the head's labels; fitted
-            # on a fixed random subsample for large data (EM costs O(N·K·d) per iteration).
-            z = self._latent[0]
-            if z.shape[0] > MIXTURE_MAX_CELLS:
-                rng = np.random.default_rng(self.random_state)
-                z = z[np.sort(rng.choice(z.shape[0], MIXTURE_MAX_CELLS, replace=False))]
-            net.fit_mixture(z.to(self.device))
+            self._fit_mixture()
             self.history.seconds["mixture"] = time.perf_counter() - t0
         self.cluster_order = None
         self.cluster_order = order_by_size(self._forward(None)[1])
         return self
+
+    def _fit_mixture(self) -> None:
+        """Fit the final tied-covariance mixture over the embedding, keeping the more likely of two starts.
+
+        EM starts from the clustering head's labels and from the Leiden communities (k parts) of the
+        final embedding, which follow the data's own population sizes where the head's balanced
+        prototypes split a large domain and merge a small one; the higher mean log-likelihood wins
+        (labels are never read). The mixture is fitted on a fixed random subsample of at most
+        ``MIXTURE_MAX_CELLS`` cells (EM costs O(N·K·d) per iteration); Leiden runs on at most
+        ``INIT_MAX_CELLS`` of them, and a mixture fitted on its partition gives the start for the rest.
+        """
+        import torch
+        from torch.nn import functional as F
+
+        from ..module import fit_tied_mixture, mixture_posterior
+        from ._init import leiden_partition
+        from ._minibatch import INIT_MAX_CELLS
+
+        net, z = self.network, self._latent[0]
+        rng = np.random.default_rng(self.random_state)
+        if z.shape[0] > MIXTURE_MAX_CELLS:
+            z = z[np.sort(rng.choice(z.shape[0], MIXTURE_MAX_CELLS, replace=False))]
+        z = z.to(self.device)
+        sub = np.sort(rng.choice(z.shape[0], min(z.shape[0], INIT_MAX_CELLS), replace=False))
+        communities = leiden_partition(z[sub].cpu().numpy(), net.n_clusters, random_state=self.random_state)
+        starts = []
+        if communities is None:
+            logger.info(
+                "Leiden gave no partition with %d clusters; the mixture starts from the prototypes only.",
+                net.n_clusters,
+            )
+        else:
+            resp = F.one_hot(torch.as_tensor(communities, device=z.device).long(), net.n_clusters).to(z.dtype)
+            starts.append(mixture_posterior(z, *fit_tied_mixture(z[sub], resp)))
+        log_liks = net.fit_mixture(z, starts)
+        self.history.mixture_log_likelihood = dict(zip(("prototypes", "leiden"), log_liks, strict=False))
 
     def _check_trained(self) -> None:
         if not self.is_trained:

@@ -24,6 +24,8 @@ class TrainingHistory:
     label_change: list[float] = field(default_factory=list)
     stopped_epoch: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    # Mean log-likelihood of the final mixture from each start (the higher one is kept).
+    mixture_log_likelihood: dict[str, float] = field(default_factory=dict)
 
     def record(self, loss: float, terms: dict[str, float]) -> None:
         self.loss.append(loss)

@@ -10,7 +10,7 @@ from ._losses import (
     reconstruction_loss,
     swapped_assignment_loss,
 )
-from ._mixture import fit_tied_mixture, mixture_posterior
+from ._mixture import fit_tied_mixture, mixture_log_likelihood, mixture_posterior
 from ._network import SiameseNetwork, draw_view, training_step
 from ._sinkhorn import propagate, sinkhorn
 
@@ -29,6 +29,7 @@ __all__ = [
     "fit_tied_mixture",
     "library_moment_loss",
     "mask_features",
+    "mixture_log_likelihood",
     "mixture_posterior",
     "perturb_edges",
     "propagate",

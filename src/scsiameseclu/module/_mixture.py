@@ -53,6 +53,12 @@ def fit_tied_mixture(
 
 
 @torch.no_grad()
+def mixture_log_likelihood(z: torch.Tensor, weights: torch.Tensor, means: torch.Tensor, cov: torch.Tensor) -> float:
+    """Mean log-likelihood per cell of ``z`` under a fitted tied mixture (compares fits on the same ``z``)."""
+    return _log_resp(z.double(), weights.clamp_min(1e-12), means, cov)[1]
+
+
+@torch.no_grad()
 def mixture_posterior(z: torch.Tensor, weights: torch.Tensor, means: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     """Posterior cluster probabilities (cells × clusters) of ``z`` under a fitted tied mixture."""
     log_resp, _ = _log_resp(z.double(), weights.clamp_min(1e-12), means, cov)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +21,7 @@ from ._losses import (
     reconstruction_loss,
     swapped_assignment_loss,
 )
-from ._mixture import fit_tied_mixture, mixture_posterior
+from ._mixture import fit_tied_mixture, mixture_log_likelihood, mixture_posterior
 from ._sinkhorn import sinkhorn
 
 
@@ -135,11 +136,20 @@ class SiameseNetwork(nn.Module):
         return bool(self.mixture_weights.sum() > 0) and self.mixture_weights.shape[0] == self.n_clusters
 
     @torch.no_grad()
-    def fit_mixture(self, z: torch.Tensor) -> None:
-        """Fit the final mixture on the embedding ``z``, started from the prototypes' hard labels."""
+    def fit_mixture(self, z: torch.Tensor, starts: Sequence[torch.Tensor] = ()) -> list[float]:
+        """Fit the final mixture on the embedding ``z`` by EM from several starts; keep the most likely fit.
+
+        The first start is the prototypes' hard labels; ``starts`` adds others, each as
+        responsibilities of ``z``'s cells (cells × ``n_clusters``). Returns the mean log-likelihood
+        per cell of each start's fit, the prototypes' first; a tie keeps the earlier start.
+        """
         labels = self.cluster_scores(z).argmax(1)
-        resp = F.one_hot(labels, self.n_clusters).to(z.dtype)
-        self.mixture_weights, self.mixture_means, self.mixture_cov = fit_tied_mixture(z, resp)
+        fits, log_liks = [], []
+        for resp in (F.one_hot(labels, self.n_clusters).to(z.dtype), *starts):
+            fits.append(fit_tied_mixture(z, resp))
+            log_liks.append(mixture_log_likelihood(z, *fits[-1]))
+        self.mixture_weights, self.mixture_means, self.mixture_cov = fits[log_liks.index(max(log_liks))]
+        return log_liks
 
     @torch.no_grad()
     def soft_assign(self, z: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -231,7 +231,15 @@ def _uns(model, n_found: int, gate: np.ndarray, timings: dict, batch_size: int |
             "label_change": np.asarray(history.label_change, dtype=np.float32),
             "stopped_epoch": -1 if history.stopped_epoch is None else int(history.stopped_epoch),
             "gate_mean": float(np.mean(gate)),
+            "mixture": _mixture_record(history.mixture_log_likelihood),
             "timings": {k: float(v) for k, v in timings.items()},
             "training": training,
             "version": __version__,
         }
+
+
+def _mixture_record(log_likelihood: dict[str, float]) -> dict:
+    """Which start the final mixture kept and each start's mean log-likelihood (empty without a mixture)."""
+    if not log_likelihood:
+        return {}
+    return {"start": max(log_likelihood, key=log_likelihood.get), "log_likelihood": dict(log_likelihood)}
