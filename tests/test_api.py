@@ -276,6 +276,14 @@ def test_final_assignment(tissue, final):
     assert adjusted_rand_score(tissue.obs["domain"], tissue.obs["ssc"]) > 0.5
 
 
+def test_mixture_second_start_in_domain_mode_only(knn):
+    # Cell types: prototypes seeded from Leiden communities, the mixture starts from them alone.
+    ssc.tl.siamese_cluster(knn, n_clusters=4, **FAST)
+    assert knn.uns["ssc"]["params"]["init"] == "leiden"
+    assert knn.uns["ssc"]["mixture"]["start"] == "prototypes"
+    assert set(knn.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes"}
+
+
 def test_mixture_leiden_start_on_a_subsample(tissue, monkeypatch):
     # Above INIT_MAX_CELLS cells Leiden runs on a subsample and a mixture fitted on it starts EM
     # for every cell; lowered here so that the 400-cell tissue takes that path.
