@@ -285,11 +285,11 @@ def test_mixture_second_start_in_domain_mode_only(knn):
 
 
 def test_mixture_leiden_start_on_a_subsample(tissue, monkeypatch):
-    # Above INIT_MAX_CELLS cells Leiden runs on a subsample and a mixture fitted on it starts EM
-    # for every cell; lowered here so that the 400-cell tissue takes that path.
-    from scsiameseclu.model import _minibatch
+    # Above LEIDEN_START_MAX_CELLS cells Leiden runs on a subsample and a mixture fitted on it
+    # starts EM for every cell; lowered here so that the 400-cell tissue takes that path.
+    from scsiameseclu.model import _model
 
-    monkeypatch.setattr(_minibatch, "INIT_MAX_CELLS", 150)
+    monkeypatch.setattr(_model, "LEIDEN_START_MAX_CELLS", 150)
     ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
     assert set(tissue.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes", "leiden"}
     assert adjusted_rand_score(tissue.obs["domain"], tissue.obs["ssc"]) > 0.5

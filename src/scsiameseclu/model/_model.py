@@ -17,6 +17,8 @@ from .._graph import graph_to_pairs
 
 #: The final mixture is fitted on at most this many cells (a fixed random subsample).
 MIXTURE_MAX_CELLS = 100_000
+#: Leiden communities for the mixture's second start (domain mode) on at most this many of them.
+LEIDEN_START_MAX_CELLS = 10_000
 
 logger = logging.getLogger("scsiameseclu")
 
@@ -265,15 +267,14 @@ class SiameseClusterModel:
         head's labels already descend from Leiden communities, and a second start only added
         variance (peer table, PBMC CITE-seq seed 2: 0.648 -> 0.487). The mixture is fitted on a
         fixed random subsample of at most ``MIXTURE_MAX_CELLS`` cells (EM costs O(N·K·d) per
-        iteration); Leiden runs on at most ``INIT_MAX_CELLS`` of them, and a mixture fitted on its
-        partition gives the start for the rest.
+        iteration); Leiden runs on at most ``LEIDEN_START_MAX_CELLS`` of them (its kNN graph and
+        bisection dominate the cost), and a mixture fitted on its partition gives the start for the rest.
         """
         import torch
         from torch.nn import functional as F
 
         from ..module import fit_tied_mixture, mixture_posterior
         from ._init import leiden_partition
-        from ._minibatch import INIT_MAX_CELLS
 
         net, z = self.network, self._latent[0]
         rng = np.random.default_rng(self.random_state)
@@ -282,7 +283,7 @@ class SiameseClusterModel:
         z = z.to(self.device)
         starts = []
         if self.train_config.init == "kmeans":
-            sub = np.sort(rng.choice(z.shape[0], min(z.shape[0], INIT_MAX_CELLS), replace=False))
+            sub = np.sort(rng.choice(z.shape[0], min(z.shape[0], LEIDEN_START_MAX_CELLS), replace=False))
             communities = leiden_partition(z[sub].cpu().numpy(), net.n_clusters, random_state=self.random_state)
             if communities is None:
                 logger.info(
