@@ -264,11 +264,11 @@ class SiameseClusterModel:
         communities (k parts) of the final embedding, which follow the data's own population sizes
         where the head's balanced prototypes split a large domain and merge a small one; the higher
         mean log-likelihood wins (labels are never read). With Leiden seeding (cell types) the
-        head's labels already descend from Leiden communities, and a second start only added
-        variance (peer table, PBMC CITE-seq seed 2: 0.648 -> 0.487). The mixture is fitted on a
-        fixed random subsample of at most ``MIXTURE_MAX_CELLS`` cells (EM costs O(N·K·d) per
-        iteration); Leiden runs on at most ``LEIDEN_START_MAX_CELLS`` of them (its kNN graph and
-        bisection dominate the cost), and a mixture fitted on its partition gives the start for the rest.
+        head's labels already descend from Leiden communities, so a second one is not run. The
+        mixture is fitted on a fixed random subsample of at most ``MIXTURE_MAX_CELLS`` cells (EM
+        costs O(N·K·d) per iteration); Leiden runs on at most ``LEIDEN_START_MAX_CELLS`` of them
+        (its kNN graph and bisection dominate the cost), and a mixture fitted on its partition
+        gives the start for the rest.
         """
         import torch
         from torch.nn import functional as F
