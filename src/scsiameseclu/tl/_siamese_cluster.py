@@ -130,6 +130,8 @@ def siamese_cluster(
     ``adata.uns[key_added]``
         ``params`` (every setting, seed, input keys, ``extra_rep``, ``library_key``, device),
         ``n_clusters``, ``loss`` history, ``timings``, ``version``, mean graph ``gate``,
+        ``mixture`` (the final mixture's EM starts, ``"prototypes"`` and in domain mode
+        ``"leiden"``, with the mean log-likelihood of each fit, and the ``start`` that was kept),
         ``training`` (``mode`` ``"full"`` or
         ``"minibatch"``, seeds per step ``batch_size``, ``mean_batch_cells``, ``n_hops``, and
         ``inference`` ``"full"`` or ``"chunked"``).
