@@ -293,7 +293,8 @@ class SiameseClusterModel:
                     net.n_clusters,
                 )
             else:
-                resp = F.one_hot(torch.as_tensor(communities, device=z.device).long(), net.n_clusters).to(z.dtype)
+                codes = torch.tensor(communities, dtype=torch.long, device=z.device)  # a copy: scanpy's are read-only
+                resp = F.one_hot(codes, net.n_clusters).to(z.dtype)
                 starts.append(mixture_posterior(z, *fit_tied_mixture(z[sub], resp)))
         log_liks = net.fit_mixture(z, starts)
         self.history.mixture_log_likelihood = dict(zip(("prototypes", "leiden"), log_liks, strict=False))
