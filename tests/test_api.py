@@ -119,7 +119,10 @@ def test_target_sets_contrastive_pretraining(tissue, knn):
     params = tissue.uns["ssc"]["params"]
     assert (params["init"], params["w_contrastive_pretrain"]) == ("kmeans", params["w_contrastive"])
     ssc.tl.siamese_cluster(tissue, n_clusters=4, graph_weight=0.2, **FAST)
-    assert (tissue.uns["ssc"]["params"]["init"], tissue.uns["ssc"]["params"]["w_contrastive_pretrain"]) == ("leiden", 0.0)
+    assert (tissue.uns["ssc"]["params"]["init"], tissue.uns["ssc"]["params"]["w_contrastive_pretrain"]) == (
+        "leiden",
+        0.0,
+    )
     a = ssc.tl.siamese_cluster(knn, n_clusters=4, copy=True, **FAST)
     b = ssc.tl.siamese_cluster(knn, n_clusters=4, train_kwargs={"w_contrastive_pretrain": 0.0}, copy=True, **FAST)
     c = ssc.tl.siamese_cluster(knn, n_clusters=4, train_kwargs={"w_contrastive_pretrain": 0.5}, copy=True, **FAST)

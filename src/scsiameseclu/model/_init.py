@@ -15,10 +15,11 @@ def leiden_partition(
 ) -> np.ndarray | None:
     """Leiden labels with exactly ``n_clusters`` communities, by bisection on the resolution.
 
-    Runs scanpy's kNN graph and igraph Leiden on a private AnnData of the embedding (the user's
-    graph and ``obsp`` are not touched). Returns ``None`` when no resolution gives ``n_clusters``.
+    Runs igraph Leiden (through scanpy) on the shared-neighbour graph of ``z``
+    (:func:`shared_neighbour_graph`), on a private AnnData (the user's graph and ``obsp`` are not
+    touched). Returns ``None`` when no resolution gives ``n_clusters``.
     """
-    tmp = embedding_graph(z, n_neighbors=n_neighbors, random_state=random_state)
+    tmp = shared_neighbour_graph(z, n_neighbors=n_neighbors)
     lo, hi = 0.0, 1.0
     while True:  # find an upper resolution with at least n_clusters communities
         labels = leiden_labels(tmp, hi, random_state=random_state)
@@ -37,6 +38,31 @@ def leiden_partition(
     return labels if labels.max() + 1 == n_clusters else None
 
 
+def shared_neighbour_graph(z: np.ndarray, *, n_neighbors: int = 15):
+    """A private AnnData whose ``obsp['connectivities']`` is the Jaccard shared-neighbour graph of ``z``.
+
+    Each cell's ``n_neighbors`` nearest cells in ``z`` (itself included; exact, scikit-learn)
+    form its neighbour set; two cells are joined when one is in the other's set, with weight the
+    Jaccard index of their sets (as PhenoGraph weights its graph). Unlike scanpy's UMAP-weighted
+    graph, it needs no numba compilation (about 10 s in a fresh process) and stays exact at any
+    size; Leiden on the two gave the same partitions on the benchmark data.
+    """
+    from anndata import AnnData
+    from scipy import sparse
+    from sklearn.neighbors import NearestNeighbors
+
+    n = z.shape[0]
+    k = min(n_neighbors, n)
+    knn = NearestNeighbors(n_neighbors=k).fit(z).kneighbors_graph(z, mode="connectivity").tocsr()
+    shared = (knn @ knn.T).multiply((knn + knn.T) > 0).tocsr()  # |N_i ∩ N_j| on the kNN pairs
+    shared.data = shared.data / (2 * k - shared.data)
+    shared.setdiag(0)
+    shared.eliminate_zeros()
+    tmp = AnnData(obs={"cell": np.arange(n)})
+    tmp.obsp["connectivities"] = sparse.csr_matrix(shared, dtype=np.float32)
+    return tmp
+
+
 def embedding_graph(z: np.ndarray, *, n_neighbors: int = 15, random_state: int = 0):
     """A private AnnData holding scanpy's kNN graph of ``z`` (the user's ``obsp`` is not touched)."""
     import scanpy as sc
@@ -48,10 +74,18 @@ def embedding_graph(z: np.ndarray, *, n_neighbors: int = 15, random_state: int =
 
 
 def leiden_labels(tmp, resolution: float, *, random_state: int = 0) -> np.ndarray:
-    """Leiden community codes (0..n-1) on the graph of :func:`embedding_graph`."""
+    """Leiden community codes (0..n-1) on ``tmp.obsp['connectivities']`` (:func:`shared_neighbour_graph`, :func:`embedding_graph`)."""
     import scanpy as sc
 
-    sc.tl.leiden(tmp, resolution=resolution, flavor="igraph", n_iterations=2, random_state=random_state, key_added="c")
+    sc.tl.leiden(
+        tmp,
+        resolution=resolution,
+        flavor="igraph",
+        n_iterations=2,
+        random_state=random_state,
+        key_added="c",
+        obsp="connectivities",
+    )
     return tmp.obs["c"].cat.codes.to_numpy()
 
 
