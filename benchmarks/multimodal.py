@@ -211,11 +211,13 @@ sources are noise of that size. The RNA + ADT rows start from the identity weigh
 block of coordinates per modality (the default since that change; before it they started from
 random weights, which gave PBMC 0.597 ± 0.112 on the RNA graph and 0.549 ± 0.061 on the joint
 graph, CBMC 0.590 ± 0.035 and 0.651 ± 0.066) and, like the RNA rows, pre-train without the
-contrastive term (the cell-type default since commit 1b3c802); their scores are stored rounded
-to three decimals. The Leiden rows do not depend on ssc and were kept from the run at commit
-c084e3a; the ssc RNA + ADT rows were kept from the run at commit 3c10934: the two-start final
-mixture (commit 877f6f8) acts only in domain mode, and cell-type runs, with or without proteins,
-train and read out as they did then.
+contrastive term (the cell-type default since commit 1b3c802). The Leiden rows do not depend on
+ssc and were kept from the run at commit c084e3a. The ssc rows were rerun when the Leiden
+seeding of the prototypes moved to the shared-neighbour graph of the embedding (commit 41863e1);
+with scanpy's UMAP-weighted graph (commit 3c10934) RNA + ADT gave PBMC 0.636 ± 0.012 (RNA graph)
+and 0.492 ± 0.068 (joint graph), CBMC 0.679 ± 0.077 and 0.705 ± 0.001. "ssc, RNA" rows are run
+here with one thread, like the RNA + ADT rows; the peer table's rows (two threads) are shown
+beside them.
 """
 
 SLICE_NOTES = """The two files hold different 5,000-gene panels; the joint AnnData keeps the 2,340 genes
@@ -225,7 +227,10 @@ cluster across slices). Every slice row uses the identity start of the current d
 library-term rows were rerun with it; with random starting weights, at commit c084e3a, they
 gave 151673 0.539 ± 0.026 and 151674 0.596 ± 0.043) and the two-start final mixture of domain
 mode (since commit 877f6f8; before it the default rows gave 151673 0.562 ± 0.001 and 151674
-0.640 ± 0.001, the separate runs on the shared genes 0.579 ± 0.009 and 0.532 ± 0.061).
+0.640 ± 0.001, the separate runs on the shared genes 0.579 ± 0.009 and 0.532 ± 0.061). Its
+Leiden start runs on the shared-neighbour graph of the embedding since commit 41863e1; with
+scanpy's UMAP-weighted graph the default rows gave 151673 0.570 ± 0.013 and 151674
+0.640 ± 0.001, the separate runs on the shared genes 0.605 ± 0.039 and 0.532 ± 0.061.
 """
 
 

@@ -45,7 +45,7 @@ def shared_neighbour_graph(z: np.ndarray, *, n_neighbors: int = 15):
     form its neighbour set; two cells are joined when one is in the other's set, with weight the
     Jaccard index of their sets (as PhenoGraph weights its graph). Unlike scanpy's UMAP-weighted
     graph, it needs no numba compilation (about 10 s in a fresh process) and stays exact at any
-    size; Leiden on the two gave the same partitions on the benchmark data.
+    size.
     """
     from anndata import AnnData
     from scipy import sparse
@@ -74,7 +74,7 @@ def embedding_graph(z: np.ndarray, *, n_neighbors: int = 15, random_state: int =
 
 
 def leiden_labels(tmp, resolution: float, *, random_state: int = 0) -> np.ndarray:
-    """Leiden community codes (0..n-1) on ``tmp.obsp['connectivities']`` (:func:`shared_neighbour_graph`, :func:`embedding_graph`)."""
+    """Leiden community codes (0..n-1) on the graph ``tmp.obsp['connectivities']``."""
     import scanpy as sc
 
     sc.tl.leiden(

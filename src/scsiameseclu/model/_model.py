@@ -17,9 +17,8 @@ from .._graph import graph_to_pairs
 
 #: The final mixture is fitted on at most this many cells (a fixed random subsample).
 MIXTURE_MAX_CELLS = 100_000
-#: Leiden communities for the mixture's second start (domain mode) on at most this many of them:
-#: below 8,192 cells scanpy's kNN graph is exact (scikit-learn), above it pynndescent, whose
-#: compilation made the start take ~38 s on tiled DLPFC (10,000 cells; benchmarks/results/scaling.md).
+#: Leiden communities for the mixture's second start (domain mode) on at most this many of them,
+#: which bounds the cost of their exact kNN graph and of the bisection on the resolution.
 LEIDEN_START_MAX_CELLS = 8_000
 
 logger = logging.getLogger("scsiameseclu")
