@@ -48,18 +48,17 @@ def shared_neighbour_graph(z: np.ndarray, *, n_neighbors: int = 15):
     size.
     """
     from anndata import AnnData
-    from scipy import sparse
     from sklearn.neighbors import NearestNeighbors
 
     n = z.shape[0]
     k = min(n_neighbors, n)
-    knn = NearestNeighbors(n_neighbors=k).fit(z).kneighbors_graph(z, mode="connectivity").tocsr()
+    knn = NearestNeighbors(n_neighbors=k).fit(z).kneighbors_graph(z, mode="connectivity")  # CSR
     shared = (knn @ knn.T).multiply((knn + knn.T) > 0).tocsr()  # |N_i ∩ N_j| on the kNN pairs
     shared.data = shared.data / (2 * k - shared.data)
     shared.setdiag(0)
     shared.eliminate_zeros()
     tmp = AnnData(obs={"cell": np.arange(n)})
-    tmp.obsp["connectivities"] = sparse.csr_matrix(shared, dtype=np.float32)
+    tmp.obsp["connectivities"] = shared.astype(np.float32)
     return tmp
 
 
