@@ -46,11 +46,11 @@ def _stats(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _table(df, stats, columns, cell) -> list[str]:
+def _table(df, stats, columns, cell, best_by: str = "ari") -> list[str]:
     lines = ["| dataset | target | cells | k | " + " | ".join(columns) + " |", "|---" * (4 + len(columns)) + "|"]
     for name, sub in df.groupby("dataset", sort=False):
         have = stats.loc[name] if name in stats.index.get_level_values(0) else None
-        best = have["ari"].idxmax() if have is not None and len(have) else None
+        best = have[best_by].idxmax() if have is not None and len(have) else None
         n_obs = int(have["n_obs"].iloc[0]) if have is not None else ""
         k = int(have["k"].iloc[0]) if have is not None else ""
         cells = []
@@ -104,13 +104,13 @@ def write_summary(runs: list[dict], out: Path) -> Path:
         "",
         *_table(df, stats, columns, ari_cell),
         "",
-        "## NMI, mean over seeds",
+        "## NMI, mean over seeds (best in bold)",
         "",
-        *_table(df, stats, columns, lambda s, b: f"**{s.nmi:.3f}**" if b else f"{s.nmi:.3f}"),
+        *_table(df, stats, columns, lambda s, b: f"**{s.nmi:.3f}**" if b else f"{s.nmi:.3f}", best_by="nmi"),
         "",
-        "## ACC (Hungarian matching), mean over seeds",
+        "## ACC (Hungarian matching), mean over seeds (best in bold)",
         "",
-        *_table(df, stats, columns, lambda s, b: f"{s.acc:.3f}"),
+        *_table(df, stats, columns, lambda s, b: f"**{s.acc:.3f}**" if b else f"{s.acc:.3f}", best_by="acc"),
         "",
         "## Method wall seconds, mean over seeds / peak RSS MB, max over seeds",
         "",

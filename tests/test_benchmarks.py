@@ -99,3 +99,12 @@ def test_quick_run_writes_results_summary_and_figures(tmp_path):
     assert "ssc (quick)" in summary and "kmeans (quick)" in summary and QUICK_DATASET in summary
     for png in ("ari.png", "runtime_vs_ari.png"):
         assert (tmp_path / png).stat().st_size > 10_000
+
+
+def test_each_table_marks_its_own_best(tmp_path):
+    runs = store(tmp_path, _run("kmeans", 0, 0.5))
+    runs = store(tmp_path, _run("ssc", 0, 0.3) | {"nmi": 0.9, "acc": 0.8})
+    text = report.write_summary(runs, tmp_path).read_text()
+    ari, nmi, acc = (text.split(f"## {h}")[1].split("##")[0] for h in ("ARI", "NMI", "ACC"))
+    assert "**0.500 (1)**" in ari and "**0.900**" in nmi and "**0.800**" in acc
+    assert "**0.500**" not in nmi + acc
