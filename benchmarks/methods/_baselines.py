@@ -27,7 +27,8 @@ def kmeans(adata, k, seed, *, quick=False):
 def gmm(adata, k, seed, *, quick=False):
     from sklearn.mixture import GaussianMixture
 
-    x = adata.obsm["X_pca"]
+    # float64: in float32 the full covariances of small components were singular (Baron, 13 types).
+    x = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
     return GaussianMixture(k, random_state=seed).fit(x).predict(x), x, {}
 
 
