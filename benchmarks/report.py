@@ -66,6 +66,11 @@ def _table(df, stats, columns, cell, best_by: str = "ari") -> list[str]:
     return lines
 
 
+def _mean_cell(metric: str):
+    """Table cell of a metric's mean over seeds, bold where it is the dataset's best."""
+    return lambda s, best: f"**{s[metric]:.3f}**" if best else f"{s[metric]:.3f}"
+
+
 def write_summary(runs: list[dict], out: Path) -> Path:
     df = _frame(runs)
     stats = _stats(df)
@@ -106,11 +111,11 @@ def write_summary(runs: list[dict], out: Path) -> Path:
         "",
         "## NMI, mean over seeds (best in bold)",
         "",
-        *_table(df, stats, columns, lambda s, b: f"**{s.nmi:.3f}**" if b else f"{s.nmi:.3f}", best_by="nmi"),
+        *_table(df, stats, columns, _mean_cell("nmi"), best_by="nmi"),
         "",
         "## ACC (Hungarian matching), mean over seeds (best in bold)",
         "",
-        *_table(df, stats, columns, lambda s, b: f"**{s.acc:.3f}**" if b else f"{s.acc:.3f}", best_by="acc"),
+        *_table(df, stats, columns, _mean_cell("acc"), best_by="acc"),
         "",
         "## Method wall seconds, mean over seeds / peak RSS MB, max over seeds",
         "",
