@@ -171,20 +171,10 @@ _SYMBOLS = {
 
 
 def _defaults_table() -> None:
-    """``generated/defaults.md``: every configuration field and its default, read from the code."""
-    import dataclasses
+    """``generated/defaults.md``: every default and auto rule, from :class:`~scsiameseclu.model.ModelSettings`."""
+    from scsiameseclu.model import defaults_table
 
-    from scsiameseclu._constants import GRAPH_WEIGHT_KNN, GRAPH_WEIGHT_SPATIAL
-    from scsiameseclu.module import AugmentConfig, NetworkConfig, TrainConfig
-
-    rows = ["| configuration | parameter | symbol | default |", "|---|---|---|---|"]
-    for cls in (AugmentConfig, NetworkConfig, TrainConfig):
-        for f in dataclasses.fields(cls):
-            default = repr(f.default)
-            if f.name == "graph_weight":
-                default = f"{GRAPH_WEIGHT_SPATIAL} on a spatial graph, {GRAPH_WEIGHT_KNN} otherwise"
-            rows.append(f"| `{cls.__name__}` | `{f.name}` | {_SYMBOLS.get(f.name, '')} | `{default}` |")
-    (GENERATED / "defaults.md").write_text("\n".join(rows) + "\n")
+    (GENERATED / "defaults.md").write_text(defaults_table(_SYMBOLS) + "\n")
 
 
 def _copy_tutorials() -> None:

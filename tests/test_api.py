@@ -190,7 +190,7 @@ def test_return_model_and_predict_new_cells(tissue):
 
     sq.gr.spatial_neighbors(new, coord_type="generic", n_neighs=6)
     z = model.get_latent_representation(new)
-    assert z.shape == (150, model.network_config.n_latent)
+    assert z.shape == (150, model.settings.network.n_latent)
     proba = model.predict(new, soft=True)
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
     assert model.predict(new).shape == (150,)
@@ -287,15 +287,19 @@ def test_mixture_second_start_in_domain_mode_only(knn):
     assert set(knn.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes"}
 
 
-def test_mixture_leiden_start_on_a_subsample(tissue, monkeypatch):
-    # Above LEIDEN_START_MAX_CELLS cells Leiden runs on a subsample and a mixture fitted on it
+def test_mixture_leiden_start_on_a_subsample(tissue):
+    # Above `leiden_start_max_cells` cells Leiden runs on a subsample and a mixture fitted on it
     # starts EM for every cell; lowered here so that the 400-cell tissue takes that path.
-    from scsiameseclu.model import _model
+    from dataclasses import replace
 
-    monkeypatch.setattr(_model, "LEIDEN_START_MAX_CELLS", 150)
-    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
-    assert set(tissue.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes", "leiden"}
-    assert adjusted_rand_score(tissue.obs["domain"], tissue.obs["ssc"]) > 0.5
+    from scsiameseclu.model import Limits, SiameseClusterModel
+
+    model = SiameseClusterModel(tissue, 4, max_epochs=FAST["max_epochs"])
+    settings = replace(model.settings, limits=Limits(leiden_start_max_cells=150))
+    model = SiameseClusterModel.from_parts(settings, model.spec, adata=tissue).train(show_progress_bar=False)
+    res = model.results()
+    assert set(res.uns["mixture"]["log_likelihood"]) == {"prototypes", "leiden"}
+    assert adjusted_rand_score(tissue.obs["domain"], res.labels) > 0.5
 
 
 def test_final_assignment_invalid(tissue):

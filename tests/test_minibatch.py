@@ -9,16 +9,11 @@ from torch_geometric.utils import k_hop_subgraph, subgraph
 
 import scsiameseclu as ssc
 from scsiameseclu._graph import graph_to_pairs
-from scsiameseclu.model._minibatch import (
-    FULL_BATCH_MAX_CELLS,
-    TARGET_BATCH_CELLS,
-    CellGraph,
-    auto_batch_size,
-    embed_chunked,
-    locality_order,
-    use_minibatch,
-)
+from scsiameseclu.model import Limits, ModelSettings, SiameseClusterModel
+from scsiameseclu.model._batches import CellGraph, auto_batch_size, embed_chunked, locality_order
 from scsiameseclu.module import NetworkConfig, SiameseNetwork
+
+LIMITS = Limits()
 
 TINY = {"max_epochs": 4, "show_progress_bar": False}  # where only the mechanics matter
 
@@ -79,20 +74,22 @@ def test_chunked_embedding_equals_full(tissue600, n_hops):
     torch.testing.assert_close(z3, z[nodes], atol=1e-5, rtol=1e-4)
 
 
-def test_chunked_forward_equals_full_on_trained_model(tissue600, monkeypatch):
-    from scsiameseclu.model import _minibatch
+def test_chunked_forward_equals_full_on_trained_model(tissue600):
+    from dataclasses import replace
 
     model = ssc.tl.siamese_cluster(tissue600, n_clusters=4, batch_size=128, return_model=True, **TINY)
-    z_cached, proba_cached, gate_cached = model._forward(None)  # kept from training
-    z_full, proba_full, gate_full = model._forward(tissue600)  # 600 cells: the whole graph at once
-    np.testing.assert_array_equal(z_cached, z_full)
-    np.testing.assert_array_equal(proba_cached, proba_full)
-    monkeypatch.setattr(_minibatch, "FULL_BATCH_MAX_CELLS", 100)
-    monkeypatch.setattr(_minibatch, "INFERENCE_CHUNK", 97)
-    z, proba, gate = model._forward(tissue600)  # chunks of 97 cells on their subgraphs
-    np.testing.assert_allclose(z, z_full, atol=1e-5, rtol=1e-4)
-    np.testing.assert_allclose(gate, gate_full, atol=1e-5, rtol=1e-4)
-    np.testing.assert_allclose(proba, proba_full, atol=1e-5, rtol=1e-4)
+    res = model.results()  # the training cells, embedded once after training
+    z_full = model.get_latent_representation(tissue600)  # 600 cells: the whole graph at once
+    proba_full = model.predict(tissue600, soft=True)
+    np.testing.assert_array_equal(res.embedding, z_full)
+    np.testing.assert_array_equal(res.proba, proba_full)
+    # The same weights with chunked inference (chunks of 97 cells on their subgraphs) above 100 cells.
+    small = replace(model.settings, limits=Limits(full_batch_max_cells=100, inference_chunk=97))
+    state = model.network.state_dict()
+    chunked = SiameseClusterModel.from_parts(small, model.spec, state=state, fit=model.fit, adata=tissue600)
+    assert chunked.settings.chunked_inference(tissue600.n_obs)
+    np.testing.assert_allclose(chunked.get_latent_representation(), z_full, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(chunked.predict(soft=True), proba_full, atol=1e-5, rtol=1e-4)
 
 
 def test_auto_batch_size_follows_neighbourhood_size():
@@ -102,9 +99,10 @@ def test_auto_batch_size_follows_neighbourhood_size():
     graph = CellGraph(ring, n)
     gen = torch.Generator().manual_seed(0)
     # 5 cells within 2 hops of each cell of a ring, 3 within 1 hop
-    assert auto_batch_size(graph, 2, gen) == pytest.approx(TARGET_BATCH_CELLS / 5, rel=0.05)
-    assert auto_batch_size(graph, 1, gen) == pytest.approx(TARGET_BATCH_CELLS / 3, rel=0.05)
-    assert auto_batch_size(CellGraph(ring[:, :50], 100), 2, gen) == 100  # never more than the cells
+    kw = {"target_cells": LIMITS.target_batch_cells, "min_seeds": LIMITS.min_batch_seeds}
+    assert auto_batch_size(graph, 2, gen, **kw) == pytest.approx(LIMITS.target_batch_cells / 5, rel=0.05)
+    assert auto_batch_size(graph, 1, gen, **kw) == pytest.approx(LIMITS.target_batch_cells / 3, rel=0.05)
+    assert auto_batch_size(CellGraph(ring[:, :50], 100), 2, gen, **kw) == 100  # never more than the cells
 
 
 def test_minibatch_runs_and_records(tissue600):
@@ -121,9 +119,10 @@ def test_minibatch_runs_and_records(tissue600):
 
 
 def test_default_is_full_batch_on_small_data(tissue600):
-    assert not use_minibatch(None, FULL_BATCH_MAX_CELLS)
-    assert use_minibatch(None, FULL_BATCH_MAX_CELLS + 1)
-    assert use_minibatch(64, 100)
+    settings = ModelSettings.resolve(n_clusters=4, spatial_graph=True)
+    n = settings.limits.full_batch_max_cells
+    assert not settings.minibatch(n, None) and settings.minibatch(n + 1, None) and settings.minibatch(100, 64)
+    assert not settings.chunked_inference(n) and settings.chunked_inference(n + 1)
     ssc.tl.siamese_cluster(tissue600, n_clusters=4, **TINY)
     assert tissue600.uns["ssc"]["training"]["mode"] == "full"
     assert tissue600.uns["ssc"]["params"]["batch_size"] == "None"

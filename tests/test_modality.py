@@ -49,7 +49,7 @@ def test_several_extra_reps(cite):
     model = ssc.tl.siamese_cluster(cite, n_clusters=4, extra_rep=["ADT", "ATAC"], return_model=True, **TINY)
     assert list(cite.uns["ssc"]["params"]["extra_dims"]) == [5, 3]
     assert len(model.network.extras) == 2
-    x, _ = model._prepare(cite)
+    x = model.spec.features(cite)
     assert x.shape[1] == cite.obsm["X_pca"].shape[1] + 8
 
 
@@ -102,9 +102,9 @@ def test_integer_counts_warn_and_get_log1p(cite):
     cite.obsm["ADT_counts"] = counts
     with pytest.warns(UserWarning, match="clr"):
         model = ssc.tl.siamese_cluster(cite, n_clusters=4, extra_rep="ADT_counts", return_model=True, **TINY)
-    kept = np.log1p(counts[:, model.extra_index[0]])
-    x, _ = model._prepare(cite)
-    assert np.allclose(x[:, -kept.shape[1] :], kept / model.extra_scale[0], atol=1e-5)
+    kept = np.log1p(counts[:, list(model.spec.extras[0].index)])
+    x = model.spec.features(cite)
+    assert np.allclose(x[:, -kept.shape[1] :], kept / model.spec.extras[0].scale, atol=1e-5)
 
 
 def test_save_load_and_new_cells(cite, tmp_path):
@@ -116,7 +116,7 @@ def test_save_load_and_new_cells(cite, tmp_path):
     model = ssc.tl.siamese_cluster(train, n_clusters=4, extra_rep="ADT", return_model=True, **TINY)
     model.save(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["extra_rep"] == ["ADT"] and config["network_config"]["extra_dims"] == [5]
+    assert config["input"]["extra_rep"] == ["ADT"] and config["settings"]["network"]["extra_dims"] == [5]
     loaded = SiameseClusterModel.load(tmp_path / "m", device="cpu")
     assert loaded.params() == model.params()
     assert np.array_equal(loaded.get_latent_representation(train), train.obsm["X_ssc"])

@@ -97,10 +97,13 @@ def test_load_in_new_process(trained, tmp_path):
     adata.write_h5ad(tmp_path / "a.h5ad")
     _run_python(
         """
+        import sys
         import anndata as ad, numpy as np
-        from scsiameseclu.model import SiameseClusterModel
+        import scsiameseclu as ssc  # the README's form: ssc.model without importing it by name
+        assert "torch" not in sys.modules  # torch is imported on first use of ssc.model
         adata = ad.read_h5ad("a.h5ad")
-        model = SiameseClusterModel.load("m", device="cpu")
+        model = ssc.model.SiameseClusterModel.load("m", device="cpu")
+        assert "torch" in sys.modules and ssc.module.SiameseNetwork is not None
         np.save("z.npy", model.get_latent_representation(adata))
         np.save("labels.npy", model.predict(adata))
         """,
@@ -114,7 +117,7 @@ def test_predict_unseen_cells(trained, split, tmp_path):
     model, _ = trained
     held = split[1].copy()
     z = model.get_latent_representation(held)
-    assert z.shape == (held.n_obs, model.network_config.n_latent) and z.dtype == np.float32
+    assert z.shape == (held.n_obs, model.settings.network.n_latent) and z.dtype == np.float32
     proba = model.predict(held, soft=True)
     assert proba.shape == (held.n_obs, model.n_clusters_fitted)
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
@@ -130,7 +133,7 @@ def test_predict_unseen_cells(trained, split, tmp_path):
 def test_new_cells_must_match_training_input(trained, split):
     model, _ = trained
     held = split[1]
-    with pytest.raises(ValueError, match="input features"):
+    with pytest.raises(ValueError, match="the model was trained on 100"):
         model.predict(held[:, :50].copy())
     renamed = held.copy()
     renamed.var_names = [f"other_{i}" for i in range(renamed.n_vars)]
@@ -157,17 +160,29 @@ def test_new_cells_matched_by_gene_name(trained, split):
 
 def test_predict_numbers_clusters_as_obs(pca_model):
     model, train = pca_model
-    assert model.cluster_order is not None
+    assert model.fit.cluster_order
     np.testing.assert_array_equal(model.predict(), train.obs["ssc"].astype(int).to_numpy())
     assert model.predict(soft=True).shape == train.obsm["ssc_proba"].shape
 
 
-def test_new_cells_need_the_training_representation(pca_model, split):
+def test_new_cells_on_the_training_pcs(pca_model, split):
+    # A PCA input: new cells are put on the training PCs, from their own X_pca only when it is
+    # that PCA (same loadings), else projected from their genes; another PCA is refused.
+    import scanpy as sc
+
     model, _ = pca_model
-    no_pca = split[1].copy()
-    del no_pca.obsm["X_pca"]
-    with pytest.raises(ValueError, match="obsm\\['X_pca'\\]"):
-        model.predict(no_pca)
+    held = split[1]
+    assert model.spec.projection is not None and model.spec.projection.offset is not None
+    expected = model.get_latent_representation(held)  # held-out cells of the training PCA
+    no_pca = held.copy()
+    del no_pca.obsm["X_pca"], no_pca.varm["PCs"]
+    np.testing.assert_allclose(model.get_latent_representation(no_pca), expected, atol=1e-4, rtol=1e-3)
+    own = held.copy()
+    sc.pp.pca(own, n_comps=20, random_state=0)  # another coordinate system
+    np.testing.assert_allclose(model.get_latent_representation(own), expected, atol=1e-4, rtol=1e-3)
+    genes_lost = own[:, 10:].copy()  # its own PCA, and not every training gene to project from
+    with pytest.raises(ValueError, match="does not hold that PCA.*training genes"):
+        model.predict(genes_lost)
 
 
 def test_obsm_input_round_trip(pca_model, tmp_path):
@@ -181,15 +196,14 @@ def test_obsm_input_round_trip(pca_model, tmp_path):
 
 
 def test_odd_var_names_survive(trained, tmp_path):
+    from dataclasses import replace
+
     model, _ = trained
     names = ["NA", "nan", "a,b", '"q"', "", "None", " x "]
     names += [f"g{i}" for i in range(len(model.var_names) - len(names))]
-    original = model.var_names
-    model.var_names = names
-    try:
-        model.save(tmp_path / "m")
-    finally:
-        model.var_names = original
+    spec = replace(model.spec, var_names=tuple(names))
+    state = model.network.state_dict()
+    SiameseClusterModel.from_parts(model.settings, spec, state=state, fit=model.fit).save(tmp_path / "m")
     assert SiameseClusterModel.load(tmp_path / "m").var_names == names
 
 
@@ -232,20 +246,21 @@ def test_save_errors(trained, tmp_path, tissue):
     assert np.array_equal(loaded.predict(adata), model.predict(adata))
 
 
-def _edit_config(path, **changes):
+def _edit_config(path, *keys, value=None, drop=False):
+    """Set (or drop) the field at ``keys`` of a saved config.json."""
     config = json.loads((path / "config.json").read_text())
-    for key, value in changes.items():
-        if isinstance(value, dict):
-            config[key].update(value)
-        else:
-            config[key] = value
+    node = config
+    for key in keys[:-1]:
+        node = node[key]
+    if drop:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
     (path / "config.json").write_text(json.dumps(config))
 
 
-def _drop_key(path, key):
-    config = json.loads((path / "config.json").read_text())
-    del config[key]
-    (path / "config.json").write_text(json.dumps(config))
+def _write(path, name, data: bytes):
+    (path / name).write_bytes(data)
 
 
 @pytest.mark.parametrize(
@@ -256,12 +271,22 @@ def _drop_key(path, key):
         (lambda p: (p / "config.json").unlink(), FileNotFoundError, "config.json"),
         (lambda p: (p / "var_names.csv").unlink(), FileNotFoundError, "var_names.csv"),
         (lambda p: (p / "config.json").write_text("{not json"), ValueError, "not valid JSON"),
-        (lambda p: _edit_config(p, format="something.else"), ValueError, "does not hold"),
-        (lambda p: _edit_config(p, format_version=99), ValueError, "format version 99"),
-        (lambda p: _edit_config(p, network_config={"n_latent": 7}), ValueError, "does not match"),
-        (lambda p: _edit_config(p, train_config={"new_knob": 1}), ValueError, "new_knob"),
-        (lambda p: _edit_config(p, n_features=3), ValueError, "names, expected 3"),
-        (lambda p: _drop_key(p, "input_scale"), ValueError, "input_scale"),
+        (lambda p: _write(p, "config.json", b"\xff\xfe"), ValueError, "not valid JSON"),
+        (lambda p: _edit_config(p, "format", value="something.else"), ValueError, "does not describe"),
+        (lambda p: _edit_config(p, "format_version", value=99), ValueError, "format version 99"),
+        (lambda p: _edit_config(p, "format_version", value=1), ValueError, "format version 1.*train the model again"),
+        (lambda p: _edit_config(p, "settings", "network", "n_latent", value=7), ValueError, "does not match"),
+        (lambda p: _edit_config(p, "settings", "train", "new_knob", value=1), ValueError, "new_knob"),
+        (lambda p: _edit_config(p, "settings", "train", "learning_rate", value="0.1"), ValueError, "learning_rate"),
+        (lambda p: _edit_config(p, "input", "expression", "n_features", value=3), ValueError, "'input'"),
+        (lambda p: _edit_config(p, "input", "expression", "scale", drop=True), ValueError, "scale"),
+        (lambda p: _edit_config(p, "input", "expression", "scale", value=0), ValueError, "scale"),
+        (lambda p: _edit_config(p, "input", "expression", "index", value=[0, 0]), ValueError, "index"),
+        (lambda p: _edit_config(p, "fit", "cluster_order", value=[99]), ValueError, "cluster_order"),
+        (lambda p: _edit_config(p, "fit", "random_state", value=2**70), ValueError, "random_state"),
+        (lambda p: _write(p, "model.pt", b""), ValueError, "model.pt"),
+        (lambda p: _write(p, "model.pt", b"not a checkpoint"), ValueError, "model.pt"),
+        (lambda p: _write(p, "var_names.csv", b"genes\na\n"), ValueError, "var_names"),
     ],
 )
 def test_load_errors(trained, tmp_path, damage, error, match):
@@ -285,7 +310,7 @@ def test_load_argument_errors(trained, tmp_path):
     model.save(tmp_path / "m")
     with pytest.raises(ValueError, match="device"):
         SiameseClusterModel.load(tmp_path / "m", device="tpu")
-    _edit_config(tmp_path / "m", scsiameseclu_version="0.0.1")
+    _edit_config(tmp_path / "m", "scsiameseclu_version", value="0.0.1")
     with pytest.warns(UserWarning, match="0.0.1"):
         SiameseClusterModel.load(tmp_path / "m")
 

@@ -123,9 +123,9 @@ def test_single_cell(tissue):
 
 
 def test_interrupt_leaves_adata_unchanged(tissue, monkeypatch):
-    from scsiameseclu.model import _training
+    from scsiameseclu.model import _schedule
 
-    real = _training.training_step
+    real = _schedule.training_step
     calls = {"n": 0}
 
     def interrupted(*args, **kwargs):
@@ -134,7 +134,7 @@ def test_interrupt_leaves_adata_unchanged(tissue, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_training, "training_step", interrupted)
+    monkeypatch.setattr(_schedule, "training_step", interrupted)
     before = snapshot(tissue)
     with pytest.raises(KeyboardInterrupt):
         ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
@@ -249,11 +249,11 @@ def test_graph_shape_checked():
     # AnnData itself refuses a wrong-sized obsp; the check guards other containers.
     from types import SimpleNamespace
 
-    from scsiameseclu import _validation as val
+    from scsiameseclu import _read
 
     fake = SimpleNamespace(obsp={"g": sparse.random(5, 4, density=0.5, format="csr")}, n_obs=5)
     with pytest.raises(ValueError, match=r"shape \(5, 4\), expected \(5, 5\)"):
-        val.get_graph(fake, "g")
+        _read.get_graph(fake, "g")
 
 
 def test_user_graph_not_modified(tissue):
@@ -278,7 +278,8 @@ def test_csc_graph_and_zero_gene(tissue):
     tissue.obsp["spatial_connectivities"] = sparse.csc_matrix(tissue.obsp["spatial_connectivities"])
     model = ssc.tl.siamese_cluster(tissue, n_clusters=4, use_rep="X", return_model=True, **SHORT)
     assert tissue.obs["ssc"].notna().all()
-    assert 5 not in model.feature_index and len(model.feature_index) == tissue.n_vars - 1
+    index = model.spec.expression.index
+    assert 5 not in index and len(index) == tissue.n_vars - 1
 
 
 def test_view_with_copy_stays_a_view(tissue):

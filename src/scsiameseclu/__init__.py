@@ -12,4 +12,14 @@ except PackageNotFoundError:  # running from a source tree
 
 logging.getLogger("scsiameseclu").addHandler(logging.NullHandler())
 
-__all__ = ["datasets", "pl", "pp", "tl", "__version__"]
+__all__ = ["datasets", "model", "module", "pl", "pp", "tl", "__version__"]
+
+
+def __getattr__(name: str):
+    # `ssc.model` and `ssc.module` import torch: loaded on first use, not by `import scsiameseclu`.
+    if name in ("model", "module"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -39,9 +39,9 @@ def resolve_seed(random_state) -> int:
     """An int seed from ``random_state`` (``None`` draws one from the OS, to be recorded)."""
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1)[0])
-    from ._validation import check_int
+    from ._validation import check_seed
 
-    return check_int("random_state", random_state, 0)
+    return check_seed("random_state", random_state)
 
 
 @contextlib.contextmanager

@@ -1,275 +1,35 @@
-"""Input validation shared by every public function. Nothing here writes to ``adata``."""
+"""Checks of plain arguments (numbers, names, the AnnData itself) shared by every public function."""
 
 from __future__ import annotations
 
-import logging
 import warnings
 from numbers import Integral
 
 import numpy as np
 from anndata import AnnData
-from scipy import sparse
-
-from ._constants import GRAPH_HINT, PCA_KEY, SCANPY_CONNECTIVITIES, SPATIAL_CONNECTIVITIES
-
-logger = logging.getLogger("scsiameseclu")
 
 
-def check_adata(adata, *, copy: bool = False) -> None:
-    """Type checks on ``adata`` itself; warns on views (written results materialise them)."""
+def check_adata(adata) -> None:
+    """Type and size checks on ``adata`` itself."""
     if not isinstance(adata, AnnData):
         msg = f"`adata` must be an AnnData, got {type(adata).__name__}."
         raise TypeError(msg)
     if adata.n_obs < 2:
         msg = f"`adata` has {adata.n_obs} cell(s); clustering needs at least 2."
         raise ValueError(msg)
+
+
+def check_target(adata, *, copy: bool) -> None:
+    """:func:`check_adata`, and the warnings about writing into ``adata`` (views, duplicate names)."""
+    check_adata(adata)
     if adata.is_view and not copy:
         warnings.warn(
             "Received a view of an AnnData; it will be made an actual AnnData when results are written.",
             UserWarning,
-            stacklevel=3,
-        )
-    if not adata.obs_names.is_unique:
-        warnings.warn("`adata.obs_names` are not unique; results are stored by position.", UserWarning, stacklevel=3)
-
-
-def get_features(
-    adata: AnnData, *, use_rep: str | None, layer: str | None
-) -> tuple[np.ndarray | sparse.csr_matrix, str]:
-    """The expression representation and a description of where it came from.
-
-    Scanpy's rule: ``obsm[use_rep]`` if given; else ``layers[layer]`` if given; else ``obsm['X_pca']``
-    if present; else ``X``. Integer-typed matrices are taken as counts: they must be
-    non-negative and are log1p-transformed.
-    """
-    if use_rep is not None and layer is not None:
-        msg = f"Pass either `use_rep` or `layer`, not both (got use_rep={use_rep!r}, layer={layer!r})."
-        raise ValueError(msg)
-    if use_rep is not None:
-        if use_rep == "X":
-            mat, source = adata.X, "X"
-        elif use_rep not in adata.obsm:
-            hint = " Run `sc.pp.pca(adata)` first." if use_rep == PCA_KEY else ""
-            msg = f"`use_rep={use_rep!r}` is not in `adata.obsm` (keys: {list(adata.obsm)}).{hint}"
-            raise KeyError(msg)
-        else:
-            mat, source = adata.obsm[use_rep], f"obsm['{use_rep}']"
-    elif layer is not None:
-        if layer not in adata.layers:
-            msg = f"`layer={layer!r}` is not in `adata.layers` (keys: {list(adata.layers)})."
-            raise KeyError(msg)
-        mat, source = adata.layers[layer], f"layers['{layer}']"
-    elif PCA_KEY in adata.obsm:
-        mat, source = adata.obsm[PCA_KEY], f"obsm['{PCA_KEY}']"
-    else:
-        mat, source = adata.X, "X"
-    if mat is None:
-        msg = "`adata.X` is empty; pass `use_rep` or `layer`."
-        raise ValueError(msg)
-    if adata.isbacked and source == "X":
-        msg = "`adata` is backed and `X` is on disk; call `adata.to_memory()` or pass `use_rep`."
-        raise ValueError(msg)
-    return checked_matrix(mat, source, adata.n_obs), source
-
-
-def checked_matrix(mat, source: str, n_obs: int) -> np.ndarray | sparse.csr_matrix:
-    """``mat`` as float32 after the checks of :func:`get_features` (integer counts get log1p)."""
-    if hasattr(mat, "to_numpy"):  # DataFrame in obsm
-        mat = mat.to_numpy()
-    if sparse.issparse(mat):
-        mat = sparse.csr_matrix(mat)
-        values = mat.data
-    else:
-        mat = np.asarray(mat)
-        values = mat
-    if mat.ndim != 2 or mat.shape[0] != n_obs:
-        msg = f"{source} must be a 2-D matrix with {n_obs} rows, got shape {mat.shape}."
-        raise ValueError(msg)
-    if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
-        msg = f"{source} must be numeric, got dtype {values.dtype}."
-        raise TypeError(msg)
-    if np.issubdtype(values.dtype, np.complexfloating):
-        msg = f"{source} must be real-valued, got dtype {values.dtype}."
-        raise TypeError(msg)
-    if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
-        msg = f"{source} contains NaN or infinite values; remove or impute them first."
-        raise ValueError(msg)
-    if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
-        if (values < 0).any():
-            msg = f"{source} has an integer dtype, so it is read as counts, but it has negative values."
-            raise ValueError(msg)
-        logger.info("%s is integer-typed: treating it as counts and applying log1p.", source)
-        mat = mat.log1p() if sparse.issparse(mat) else np.log1p(mat)
-    mat = mat.astype(np.float32)
-    row_signal = np.asarray(abs(mat).sum(1)).ravel()
-    if (row_signal == 0).any():
-        n = int((row_signal == 0).sum())
-        msg = f"{n} cell(s) have no signal in {source} (all zeros); filter them with `sc.pp.filter_cells(adata, min_counts=1)`."
-        raise ValueError(msg)
-    return mat
-
-
-def check_extra_rep(adata: AnnData, extra_rep, *, use_rep: str | None, layer: str | None) -> tuple[str, ...]:
-    """``extra_rep`` (``None``, an ``obsm`` key or a list of keys) as a tuple of distinct ``obsm`` keys."""
-    if extra_rep is None:
-        return ()
-    keys = (extra_rep,) if isinstance(extra_rep, str) else extra_rep
-    if not isinstance(keys, list | tuple) or not keys or not all(isinstance(k, str) for k in keys):
-        msg = f"`extra_rep` must be an `obsm` key, a non-empty list of keys or None, got {extra_rep!r}."
-        raise TypeError(msg)
-    if len(set(keys)) < len(keys):
-        msg = f"`extra_rep` lists a key more than once: {list(keys)!r}."
-        raise ValueError(msg)
-    for key in keys:
-        if key == use_rep or (use_rep is None and layer is None and key == PCA_KEY):
-            msg = f"`extra_rep={key!r}` is already the expression input (`use_rep`); pass another representation."
-            raise ValueError(msg)
-        if key not in adata.obsm:
-            msg = f"`extra_rep={key!r}` is not in `adata.obsm` (keys: {list(adata.obsm)})."
-            raise KeyError(msg)
-    return tuple(keys)
-
-
-def get_extra_features(adata: AnnData, key: str) -> np.ndarray | sparse.csr_matrix:
-    """The extra modality ``obsm[key]``, checked like the expression input, as float32.
-
-    Used as given (normalise it first; CLR for protein counts). Integer-typed matrices are taken
-    as raw counts and log1p-transformed, as for the expression input, with a warning.
-    """
-    if key not in adata.obsm:
-        msg = f"`extra_rep={key!r}` is not in `adata.obsm` (keys: {list(adata.obsm)}); the model was trained with it."
-        raise KeyError(msg)
-    mat = adata.obsm[key]
-    mat = mat.to_numpy() if hasattr(mat, "to_numpy") else mat
-    dtype = getattr(mat, "dtype", None)
-    if dtype is not None and (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)):
-        warnings.warn(
-            f"`adata.obsm[{key!r}]` is integer-typed: read as raw counts and log1p-transformed. Normalise it "
-            "first for a better input (for protein counts, the centred log-ratio: `muon.prot.pp.clr`).",
-            UserWarning,
             stacklevel=4,
         )
-    return checked_matrix(mat, f"obsm['{key}']", adata.n_obs)
-
-
-def check_library_key(adata: AnnData, library_key) -> np.ndarray | None:
-    """Integer library code of each cell from ``obs[library_key]`` (``None`` without a key)."""
-    if library_key is None:
-        return None
-    if not isinstance(library_key, str):
-        msg = f"`library_key` must be an `obs` column name or None, got {library_key!r}."
-        raise TypeError(msg)
-    if library_key not in adata.obs:
-        msg = f"`library_key={library_key!r}` is not a column of `adata.obs` (columns: {list(adata.obs.columns)})."
-        raise KeyError(msg)
-    column = adata.obs[library_key]
-    if column.isna().any():
-        msg = (
-            f"`adata.obs[{library_key!r}]` has {int(column.isna().sum())} missing value(s); every cell needs a library."
-        )
-        raise ValueError(msg)
-    codes, uniques = column.factorize(sort=True)
-    if len(uniques) < 2:
-        warnings.warn(
-            f"`adata.obs[{library_key!r}]` has one library only; there is no slice identity to correct for.",
-            UserWarning,
-            stacklevel=3,
-        )
-    return codes.astype(np.int64)
-
-
-def cross_library_edges(graph: sparse.csr_matrix, library: np.ndarray) -> int:
-    """Number of stored edges of ``graph`` between cells of different libraries."""
-    coo = graph.tocoo()
-    return int((library[coo.row] != library[coo.col]).sum())
-
-
-def feature_matrix(mat) -> tuple[np.ndarray, np.ndarray, float]:
-    """Dense float32 features without constant columns, divided by one global scale.
-
-    Returns the scaled matrix, the indices of kept features and the scale (both needed to embed
-    new cells the same way).
-    """
-    dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
-    std = dense.std(0)
-    keep = np.flatnonzero(std > 0)
-    if keep.size == 0:
-        msg = "Every feature is constant across cells; there is nothing to cluster."
-        raise ValueError(msg)
-    if keep.size < dense.shape[1]:
-        logger.info("Dropping %d constant feature(s).", dense.shape[1] - keep.size)
-    dense = dense[:, keep]
-    scale = float(dense.std())
-    return (dense / scale).astype(np.float32), keep, scale
-
-
-def resolve_connectivity_key(adata: AnnData, connectivity_key: str | None) -> str:
-    """Squidpy's ``spatial_connectivities`` if present, else scanpy's ``connectivities``."""
-    if connectivity_key is None:
-        for key in (SPATIAL_CONNECTIVITIES, SCANPY_CONNECTIVITIES):
-            if key in adata.obsp:
-                return key
-        msg = f"No cell graph in `adata.obsp` (looked for {SPATIAL_CONNECTIVITIES!r}, {SCANPY_CONNECTIVITIES!r}). {GRAPH_HINT}"
-        raise KeyError(msg)
-    if not isinstance(connectivity_key, str):
-        msg = f"`connectivity_key` must be a string, got {connectivity_key!r}."
-        raise TypeError(msg)
-    if connectivity_key not in adata.obsp and f"{connectivity_key}_connectivities" in adata.obsp:
-        return f"{connectivity_key}_connectivities"  # squidpy's short form, e.g. "spatial"
-    if connectivity_key not in adata.obsp:
-        msg = f"`connectivity_key={connectivity_key!r}` is not in `adata.obsp` (keys: {list(adata.obsp)}). {GRAPH_HINT}"
-        raise KeyError(msg)
-    return connectivity_key
-
-
-def get_graph(adata: AnnData, key: str) -> sparse.csr_matrix:
-    """Validated, symmetric, loop-free sparse graph from ``obsp[key]`` (never densified).
-
-    Asymmetric graphs (e.g. squidpy's kNN) are symmetrised by taking the union of edges, and
-    self-loops are dropped (the GAT adds its own); both are logged. Isolated cells are allowed
-    (they are embedded from their own expression) with a warning.
-    """
-    graph = adata.obsp[key]
-    if not sparse.issparse(graph):
-        msg = f"`adata.obsp[{key!r}]` must be a scipy sparse matrix, got {type(graph).__name__}; convert it with `scipy.sparse.csr_matrix`."
-        raise TypeError(msg)
-    if graph.shape != (adata.n_obs, adata.n_obs):
-        msg = f"`adata.obsp[{key!r}]` has shape {graph.shape}, expected ({adata.n_obs}, {adata.n_obs})."
-        raise ValueError(msg)
-    # A copy: csr_matrix(csr) shares the user's arrays, and the clean-up below works in place.
-    graph = sparse.csr_matrix(graph, copy=True)
-    if not (np.issubdtype(graph.dtype, np.number) or graph.dtype == bool):
-        msg = f"`adata.obsp[{key!r}]` must be numeric, got dtype {graph.dtype}."
-        raise TypeError(msg)
-    if np.issubdtype(graph.dtype, np.complexfloating):
-        msg = f"`adata.obsp[{key!r}]` must have real weights, got dtype {graph.dtype}."
-        raise TypeError(msg)
-    data = graph.data
-    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
-        msg = f"`adata.obsp[{key!r}]` contains NaN or infinite weights."
-        raise ValueError(msg)
-    if (data < 0).any():
-        msg = f"`adata.obsp[{key!r}]` has negative edge weights; a cell graph needs weights >= 0."
-        raise ValueError(msg)
-    graph.eliminate_zeros()
-    if graph.diagonal().any():
-        logger.info("Ignoring self-loops in `adata.obsp[%r]`.", key)
-        graph.setdiag(0)
-        graph.eliminate_zeros()
-    if (graph != graph.T).nnz:
-        logger.info("`adata.obsp[%r]` is not symmetric; using the union of its edges.", key)
-        graph = graph.maximum(graph.T).tocsr()
-    n_isolated = int((graph.getnnz(axis=1) == 0).sum())
-    if n_isolated == adata.n_obs:
-        msg = f"`adata.obsp[{key!r}]` has no edges. {GRAPH_HINT}"
-        raise ValueError(msg)
-    if n_isolated:
-        warnings.warn(
-            f"{n_isolated} cell(s) have no neighbours in `adata.obsp[{key!r}]`; they are embedded from their own expression.",
-            UserWarning,
-            stacklevel=3,
-        )
-    return graph
+    if not adata.obs_names.is_unique:
+        warnings.warn("`adata.obs_names` are not unique; results are stored by position.", UserWarning, stacklevel=4)
 
 
 def check_n_clusters(n_clusters, n_obs: int) -> int | None:
@@ -326,31 +86,14 @@ def check_key_added(key_added) -> str:
     return key_added
 
 
-def check_spatial_key(adata: AnnData, spatial_key, *, default: str) -> bool:
-    """Whether ``obsm[spatial_key]`` holds usable coordinates.
+#: Seeds must be accepted by numpy, torch and scikit-learn alike; scikit-learn takes < 2**32.
+MAX_SEED = 2**32 - 1
 
-    ``None``, or the ``default`` key when absent (dissociated cells), means no coordinates; any
-    other key must exist and hold a finite ``n_obs × ≥2`` array.
-    """
-    if spatial_key is None:
-        return False
-    if not isinstance(spatial_key, str):
-        msg = f"`spatial_key` must be a string or None, got {spatial_key!r}."
-        raise TypeError(msg)
-    if spatial_key not in adata.obsm:
-        if spatial_key == default:
-            return False
-        msg = (
-            f"`spatial_key={spatial_key!r}` is not in `adata.obsm` (keys: {list(adata.obsm)}); pass the key of the "
-            "cell coordinates (squidpy readers write `obsm['spatial']`), or `spatial_key=None` for the UMAP only."
-        )
-        raise KeyError(msg)
-    coords = adata.obsm[spatial_key]
-    coords = coords.to_numpy() if hasattr(coords, "to_numpy") else np.asarray(coords)
-    if coords.ndim != 2 or coords.shape[1] < 2 or not np.issubdtype(coords.dtype, np.number):
-        msg = f"`adata.obsm[{spatial_key!r}]` must be numeric coordinates of shape (n_obs, >=2), got {coords.dtype} {coords.shape}."
+
+def check_seed(name: str, value) -> int:
+    """An int seed in ``[0, 2**32 - 1]``."""
+    value = check_int(name, value, 0)
+    if value > MAX_SEED:
+        msg = f"`{name}` must be at most 2**32 - 1 (what numpy, torch and scikit-learn all accept), got {value!r}."
         raise ValueError(msg)
-    if not np.isfinite(coords[:, :2]).all():
-        msg = f"`adata.obsm[{spatial_key!r}]` contains NaN or infinite coordinates."
-        raise ValueError(msg)
-    return True
+    return value

@@ -1,25 +1,20 @@
-"""AnnData-facing model: validates inputs, trains the Siamese network, returns results."""
+"""AnnData-facing model: its settings, its input spec, the network and what training fitted."""
 
 from __future__ import annotations
 
 import logging
 import time
-import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from anndata import AnnData
 
+from .. import _read
 from .. import _validation as val
-from .._constants import GRAPH_WEIGHT_KNN, GRAPH_WEIGHT_SPATIAL
 from .._device import resolve_device, resolve_seed, seeded_torch
 from .._graph import graph_to_pairs
-
-#: The final mixture is fitted on at most this many cells (a fixed random subsample).
-MIXTURE_MAX_CELLS = 100_000
-#: Leiden communities for the mixture's second start (domain mode) on at most this many of them,
-#: which bounds the cost of their exact kNN graph and of the bisection on the resolution.
-LEIDEN_START_MAX_CELLS = 8_000
+from ._input import InputSpec, TrainingData
+from ._settings import DOMAINS, ModelSettings
 
 logger = logging.getLogger("scsiameseclu")
 
@@ -28,6 +23,77 @@ def order_by_size(proba: np.ndarray) -> list[int]:
     """Columns of ``proba`` by the size of their hard clusters, largest first; empty ones dropped."""
     counts = np.bincount(proba.argmax(1), minlength=proba.shape[1])
     return [int(c) for c in np.argsort(-counts, kind="stable") if counts[c] > 0]
+
+
+@dataclass(frozen=True)
+class FitState:
+    """What training fixed besides the weights: seed, k, cluster numbering and how it ran."""
+
+    random_state: int
+    n_clusters_fitted: int
+    n_clusters_by_resolution: dict[float, int]
+    cluster_order: tuple[int, ...]  # network clusters by training size, empty ones dropped
+    mode: str  # "full" or "minibatch"
+    batch_size: int | None
+    trained_on: str  # device
+    n_obs: int
+
+    def to_dict(self) -> dict:
+        return {
+            "random_state": self.random_state,
+            "n_clusters_fitted": self.n_clusters_fitted,
+            "n_clusters_by_resolution": {str(r): k for r, k in self.n_clusters_by_resolution.items()},
+            "cluster_order": list(self.cluster_order),
+            "mode": self.mode,
+            "batch_size": self.batch_size,
+            "trained_on": self.trained_on,
+            "n_obs": self.n_obs,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FitState:
+        keys = ("random_state", "n_clusters_fitted", "n_clusters_by_resolution", "cluster_order", "mode")
+        keys += ("batch_size", "trained_on", "n_obs")
+        if not isinstance(values, dict) or set(values) != set(keys):
+            msg = f"`fit` must have exactly the keys {sorted(keys)}."
+            raise ValueError(msg)
+        k = val.check_int("fit['n_clusters_fitted']", values["n_clusters_fitted"], 1)
+        order = values["cluster_order"]
+        if not isinstance(order, list) or not order or len(set(order)) < len(order):
+            raise ValueError("`fit['cluster_order']` must list distinct cluster indices.")
+        order = tuple(val.check_int("fit['cluster_order']", c, 0) for c in order)
+        if max(order) >= k:
+            raise ValueError(f"`fit['cluster_order']` names a cluster >= n_clusters_fitted={k}.")
+        if values["mode"] not in ("full", "minibatch") or not isinstance(values["trained_on"], str):
+            raise ValueError("`fit['mode']` must be 'full' or 'minibatch' and `fit['trained_on']` a string.")
+        by_resolution = values["n_clusters_by_resolution"]
+        if not isinstance(by_resolution, dict):
+            raise ValueError("`fit['n_clusters_by_resolution']` must be a JSON object.")
+        try:
+            by_resolution = {float(r): val.check_int("n_clusters_by_resolution", c, 1) for r, c in by_resolution.items()}
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"`fit['n_clusters_by_resolution']` is invalid: {err}") from err
+        batch_size = values["batch_size"]
+        return cls(
+            random_state=val.check_seed("fit['random_state']", values["random_state"]),
+            n_clusters_fitted=k,
+            n_clusters_by_resolution=by_resolution,
+            cluster_order=order,
+            mode=values["mode"],
+            batch_size=None if batch_size is None else val.check_int("fit['batch_size']", batch_size, 1),
+            trained_on=values["trained_on"],
+            n_obs=val.check_int("fit['n_obs']", values["n_obs"], 2),
+        )
+
+
+@dataclass(frozen=True)
+class ClusterResults:
+    """What :func:`~scsiameseclu.tl.siamese_cluster` writes for the training cells."""
+
+    embedding: np.ndarray  # cells × n_latent, float32
+    proba: np.ndarray  # cells × clusters, float32, columns ordered by size
+    labels: np.ndarray  # cluster per cell, 0 the largest
+    uns: dict  # the record for `uns[key_added]`
 
 
 class SiameseClusterModel:
@@ -42,40 +108,32 @@ class SiameseClusterModel:
         :func:`~scsiameseclu.model.estimate_n_clusters`).
     use_rep, layer
         Expression input: ``obsm[use_rep]``, ``layers[layer]``, else ``obsm['X_pca']`` if present,
-        else ``X``.
+        else ``X``. For ``obsm['X_pca']`` from ``sc.pp.pca``, the model also keeps the PCA's
+        genes, means and loadings, so that new cells are put on the training PCs.
     connectivity_key
         ``obsp`` key of the cell graph; default ``spatial_connectivities`` if present, else
         ``connectivities``. squidpy's short form (``"spatial"``) is accepted.
     graph_weight
-        How much the graph weighs, in ``[0, 1]``: prior weight of the graph (GAT) branch in the
-        fusion (the learned gate moves each cell by at most one logit around it) and of the
-        neighbours when final assignments are smoothed over the graph. ``None``: 0.8 on a squidpy
-        spatial graph (smooth tissue domains), 0.5 otherwise. Use 0 (ignore the graph) to find
-        cell types on a spatial graph. It also sets two defaults of ``train_kwargs``: for
-        domains (spatial graph and ``graph_weight >= 0.5``) prototypes are seeded by spherical
-        k-means and the contrastive term acts in pre-training too; for cell types prototypes
-        are seeded by Leiden communities with k parts and the contrastive term acts in the
-        clustering stage only (``init`` and ``w_contrastive_pretrain``).
+        How much the graph weighs, in ``[0, 1]``; ``None``: 0.8 on a squidpy spatial graph, 0.5
+        otherwise. With the kind of graph it decides the target, tissue domains or cell types
+        (:meth:`ModelSettings.resolve <scsiameseclu.model.ModelSettings.resolve>`).
+    max_epochs
+        Training epochs (60% pre-training, the rest clustering); default 250.
+    extra_rep
+        ``obsm`` key(s) of extra per-cell modalities (e.g. ``"ADT"`` proteins), used as given;
+        each gets an MLP branch of its own in the fusion. New cells need the same keys.
+    library_key
+        ``obs`` column of the library (slice, sample) of each cell.
     network_kwargs, augment_kwargs, train_kwargs
         Overrides of :class:`~scsiameseclu.module.NetworkConfig`,
         :class:`~scsiameseclu.module.AugmentConfig`, :class:`~scsiameseclu.module.TrainConfig`.
-    extra_rep
-        ``obsm`` key(s) of extra per-cell modalities (e.g. ``"ADT"`` proteins), used as given
-        (normalise them first: CLR for protein counts); each is divided by its own global scale
-        and gets an MLP branch of its own in the fusion. New cells need the same keys.
-    library_key
-        ``obs`` column of the library (slice, sample) of each cell; with
-        ``train_kwargs['w_library'] > 0`` (default 0) a term keeps library identity out of the
-        embedding.
 
     Notes
     -----
-    :func:`~scsiameseclu.tl.siamese_cluster` builds and trains this model; pass
-    ``return_model=True`` to get it. A trained model embeds and labels new cells with the same
-    input (the same genes, or the same ``obsm`` representation) and their own cell graph, and can
-    be saved and loaded in another Python process: the directory holds the network weights
-    (``model.pt``, read with ``weights_only=True``), ``config.json`` (settings, fitted k,
-    feature scaling, versions) and ``var_names.csv``.
+    The model's state has three parts: :attr:`settings` (:class:`~scsiameseclu.model.ModelSettings`),
+    :attr:`spec` (:class:`~scsiameseclu.model.InputSpec`, how AnnData becomes network input) and,
+    once trained, the network with what training fixed (seed, k, cluster numbering). A saved
+    model is these three parts; :meth:`load` rebuilds it through :meth:`from_parts`.
 
     Examples
     --------
@@ -95,93 +153,140 @@ class SiameseClusterModel:
         layer: str | None = None,
         connectivity_key: str | None = None,
         graph_weight: float | None = None,
+        max_epochs: int | None = None,
+        extra_rep: str | list[str] | None = None,
+        library_key: str | None = None,
         network_kwargs: dict | None = None,
         augment_kwargs: dict | None = None,
         train_kwargs: dict | None = None,
-        extra_rep: str | list[str] | None = None,
-        library_key: str | None = None,
     ):
-        from ..module import AugmentConfig, NetworkConfig, TrainConfig
-
-        val.check_adata(adata, copy=True)
-        self.n_clusters = val.check_n_clusters(n_clusters, adata.n_obs)
-        self.connectivity_key = val.resolve_connectivity_key(adata, connectivity_key)
-        if graph_weight is None:
-            spatial = self.connectivity_key.startswith("spatial")
-            graph_weight = GRAPH_WEIGHT_SPATIAL if spatial else GRAPH_WEIGHT_KNN
-        self.graph_weight = val.check_fraction("graph_weight", graph_weight, upper_open=False)
-        self.use_rep, self.layer = use_rep, layer
-        self.extra_rep = val.check_extra_rep(adata, extra_rep, use_rep=use_rep, layer=layer)
-        if "extra_dims" in (network_kwargs or {}):
-            msg = "`network_kwargs['extra_dims']` is set from the data; pass `extra_rep` instead."
-            raise ValueError(msg)
-        extras = [val.feature_matrix(val.get_extra_features(adata, key)) for key in self.extra_rep]
-        # Per extra modality: kept columns, global scale, column count before dropping constants.
-        self.extra_index = [index for _, index, _ in extras]
-        self.extra_scale = [scale for _, _, scale in extras]
-        self.extra_n_features = [adata.obsm[key].shape[1] for key in self.extra_rep]
-        self.library_key = library_key
-        self._library = val.check_library_key(adata, library_key)
-        self.network_config = _make_config(
-            NetworkConfig,
-            "network_kwargs",
-            network_kwargs,
-            graph_weight=self.graph_weight,
-            extra_dims=tuple(len(index) for index in self.extra_index),
+        val.check_adata(adata)
+        n_clusters = val.check_n_clusters(n_clusters, adata.n_obs)
+        graph_key = _read.resolve_connectivity_key(adata, connectivity_key)
+        arguments = {
+            "graph_weight": graph_weight,
+            "max_epochs": max_epochs,
+            "network_kwargs": network_kwargs,
+            "augment_kwargs": augment_kwargs,
+            "train_kwargs": train_kwargs,
+        }
+        # Settings first: a wrong argument is refused before the data is read.
+        settings = ModelSettings.resolve(n_clusters=n_clusters, spatial_graph=graph_key.startswith("spatial"), **arguments)
+        spec, data = InputSpec.fit(
+            adata,
+            use_rep=use_rep,
+            layer=layer,
+            connectivity_key=graph_key,
+            extra_rep=extra_rep,
+            library_key=library_key,
         )
-        self.augment_config = _make_config(AugmentConfig, "augment_kwargs", augment_kwargs)
-        self.train_config = _make_config(TrainConfig, "train_kwargs", train_kwargs)
-        # The user's target decides two defaults: tissue domains (a spatial graph weighing at least
-        # half) or cell types (see `TrainConfig.init` and `w_contrastive_pretrain`).
-        domains = self.connectivity_key.startswith("spatial") and self.graph_weight >= 0.5
-        if self.train_config.init == "auto":
-            self.train_config = replace(self.train_config, init="kmeans" if domains else "leiden")
-        if self.train_config.w_contrastive_pretrain is None:
-            w = self.train_config.w_contrastive if domains else 0.0
-            self.train_config = replace(self.train_config, w_contrastive_pretrain=w)
-        w = self.train_config.w_contrastive_pretrain
-        if isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0:
-            msg = f"`train_kwargs['w_contrastive_pretrain']` must be a number >= 0 or None, got {w!r}."
-            raise ValueError(msg)
-        if self.train_config.final_assignment not in ("prototypes", "mixture"):
-            msg = (
-                "`train_kwargs['final_assignment']` must be 'prototypes' or 'mixture', "
-                f"got {self.train_config.final_assignment!r}."
-            )
-            raise ValueError(msg)
-        if self.train_config.init not in ("kmeans", "leiden"):
-            msg = f"`train_kwargs['init']` must be 'auto', 'kmeans' or 'leiden', got {self.train_config.init!r}."
-            raise ValueError(msg)
-        mat, self.input_source = val.get_features(adata, use_rep=use_rep, layer=layer)
-        self._graph = val.get_graph(adata, self.connectivity_key)
-        self._x, self.feature_index, self.input_scale = val.feature_matrix(mat)
-        if extras:  # extra modalities: the last columns of the network input, each scaled on its own
-            self._x = np.hstack([self._x, *(x for x, _, _ in extras)])
-        if self._library is not None and self.connectivity_key.startswith("spatial"):
-            n_cross = val.cross_library_edges(self._graph, self._library)
-            if n_cross:
-                warnings.warn(
-                    f"{n_cross} edge(s) of `adata.obsp[{self.connectivity_key!r}]` join cells of different "
-                    f"libraries; build the graph per slice with "
-                    f"`squidpy.gr.spatial_neighbors(adata, library_key={library_key!r})`.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        self.n_features = mat.shape[1]
-        self.var_names = None if self.input_source.startswith("obsm") else list(map(str, adata.var_names))
-        self.n_obs = adata.n_obs
-        self.network = None
-        self.history = None
-        self.device = None
-        self.random_state = None
-        # Leiden community count of the pre-trained embedding per resolution (n_clusters=None).
-        self.n_clusters_by_resolution: dict[float, int] = {}
-        self._latent = None  # (embedding, gate) of the training cells, kept after training
-        self.cluster_order: list[int] | None = None  # network clusters by training size, empty ones dropped
+        settings = replace(settings, network=replace(settings.network, extra_dims=spec.extra_dims))
+        self._assemble(settings, spec, data=data)
 
+    @classmethod
+    def from_parts(
+        cls,
+        settings: ModelSettings,
+        spec: InputSpec,
+        *,
+        state: dict | None = None,
+        fit: FitState | None = None,
+        adata: AnnData | None = None,
+        device="auto",
+    ) -> SiameseClusterModel:
+        """A model from its parts: settings, input spec and, for a trained model, weights and fit.
+
+        Parameters
+        ----------
+        state
+            The network's ``state_dict`` (with ``fit``), as saved by :meth:`save`.
+        adata
+            Data to attach for training or for ``predict()`` without arguments; read with ``spec``.
+        """
+        if (state is None) != (fit is None):
+            msg = "Pass both `state` and `fit` (a trained model) or neither."
+            raise ValueError(msg)
+        model = cls.__new__(cls)
+        data = None
+        if adata is not None:
+            val.check_adata(adata)
+            x = spec.features(adata)
+            library = _read.check_library_key(adata, spec.library_key)
+            data = TrainingData(x, spec.graph(adata), library)
+        model._assemble(settings, spec, data=data, fit=fit, device=resolve_device(device))
+        if state is not None:
+            model._load_network(state)
+        return model
+
+    def _assemble(self, settings, spec, *, data=None, fit=None, device=None) -> None:
+        """The one place that sets the model's attributes."""
+        self.settings: ModelSettings = settings
+        self.spec: InputSpec = spec
+        self.data: TrainingData | None = data
+        self.fit: FitState | None = fit
+        self.device = device
+        self.network = None
+        self.record = None  # TrainingRecord of the last training run (not saved)
+        self._latent = None  # (embedding, gate) of the training cells
+        self._proba = None  # their smoothed soft assignments, network column order
+
+    def _load_network(self, state: dict) -> None:
+        import torch
+
+        from ..module import SiameseNetwork
+
+        with seeded_torch(0, self.device):  # construction draws initial weights; keep the global RNG as it was
+            net = SiameseNetwork(self.spec.n_input, self.fit.n_clusters_fitted, self.settings.network)
+        # Buffers (the final mixture) keep the shape they had when saved, which need not follow
+        # the fitted k (a mixture never fitted after k was estimated).
+        buffers = dict(net.named_buffers())
+        for name, value in state.items():
+            if name in buffers and buffers[name].shape != value.shape:
+                owner, _, attr = name.rpartition(".")
+                setattr(net.get_submodule(owner) if owner else net, attr, torch.empty_like(value))
+        net.load_state_dict(state)
+        self.network = net.to(self.device).eval()
+
+    # Views of the state, for users and the docs' tutorials.
     @property
     def is_trained(self) -> bool:
         return self.network is not None
+
+    @property
+    def n_clusters(self) -> int | None:
+        return self.settings.n_clusters
+
+    @property
+    def n_clusters_fitted(self) -> int | None:
+        return None if self.fit is None else self.fit.n_clusters_fitted
+
+    @property
+    def n_clusters_by_resolution(self) -> dict[float, int]:
+        return {} if self.fit is None else dict(self.fit.n_clusters_by_resolution)
+
+    @property
+    def random_state(self) -> int | None:
+        return None if self.fit is None else self.fit.random_state
+
+    @property
+    def graph_weight(self) -> float:
+        return self.settings.graph_weight
+
+    @property
+    def connectivity_key(self) -> str:
+        return self.spec.connectivity_key
+
+    @property
+    def input_source(self) -> str:
+        return self.spec.source
+
+    @property
+    def n_features(self) -> int:
+        return self.spec.expression.n_features
+
+    @property
+    def var_names(self) -> list[str] | None:
+        return None if self.spec.var_names is None else list(self.spec.var_names)
 
     def train(
         self,
@@ -195,213 +300,148 @@ class SiameseClusterModel:
 
         ``batch_size`` seed cells per step switches to mini-batch training on their
         neighbourhood subgraphs (memory linear in cells and edges; only batches go to the
-        device). ``None``: the whole graph at once up to 50,000 cells, above that mini-batches
-        of about 8,000 cells (seeds with their neighbourhoods; see
-        :mod:`scsiameseclu.model._minibatch`).
+        device). ``None``: the whole graph at once up to ``settings.limits.full_batch_max_cells``
+        cells, mini-batches of about ``target_batch_cells`` cells above.
         """
-        import torch
-
         from ..module import SiameseNetwork
-        from ._minibatch import fit_minibatch, use_minibatch
+        from ._batches import FullGraph, SampledNeighbourhoods, receptive_field
         from ._n_clusters import estimate_n_clusters
-        from ._training import fit
+        from ._schedule import fit, sampler_generator
 
-        if self._x is None:
+        if self.data is None:
             msg = "This model was loaded without `adata`; load it with `adata` to train it again."
             raise ValueError(msg)
         if batch_size is not None:
             batch_size = val.check_int("batch_size", batch_size, 2)
-        self.device = resolve_device(device)
-        self.random_state = resolve_seed(random_state)
-        minibatch = use_minibatch(batch_size, self.n_obs)
-        data_device = torch.device("cpu") if minibatch else self.device
-        x = torch.as_tensor(self._x, device=data_device)
-        pairs = torch.as_tensor(graph_to_pairs(self._graph), device=data_device)
+        device = resolve_device(device)
+        seed = resolve_seed(random_state)
+        settings, data = self.settings, self.data
+        pairs = graph_to_pairs(data.graph)
+        by_resolution: dict[float, int] = {}
 
         def choose_k(z: np.ndarray) -> int:
-            k, self.n_clusters_by_resolution = estimate_n_clusters(z, random_state=self.random_state)
+            k, counts = estimate_n_clusters(
+                z, max_cells=settings.limits.n_clusters_max_cells, random_state=seed
+            )
+            by_resolution.update(counts)
             logger.info("Estimated n_clusters=%d (Leiden communities of the pre-trained embedding).", k)
             return k
 
         t0 = time.perf_counter()
-        with seeded_torch(self.random_state, self.device):
-            net = SiameseNetwork(x.shape[1], self.n_clusters or 2, self.network_config).to(self.device)
-            if self.network_config.init_weights == "identity":
-                net.identity_init(x)
-            common = {
-                "augment": self.augment_config,
-                "train": self.train_config,
-                "random_state": self.random_state,
-                "n_clusters_fn": choose_k if self.n_clusters is None else None,
-                "show_progress_bar": show_progress_bar,
-                # Library code per cell for the library term (issue 7), None without `library_key`.
-                "library": None if self._library is None else torch.as_tensor(self._library, device=data_device),
-            }
-            if minibatch:
-                self.history = fit_minibatch(net, x, pairs, batch_size=batch_size, device=self.device, **common)
-            else:
-                self.history = fit(net, x, pairs, **common)
-        # Seeds per step of mini-batch training; None: trained on the whole graph at once.
-        self.batch_size = self.history.batch_size if minibatch else None
-        self.history.seconds["train"] = time.perf_counter() - t0
-        self.network = net
-        self.n_clusters_fitted = net.n_clusters
-        t0 = time.perf_counter()
-        # Embedded once: the mixture and the results of `tl.siamese_cluster` both read it.
-        self._latent = self._embed(self._x, graph_to_pairs(self._graph))
-        self.history.seconds["embed"] = time.perf_counter() - t0
-        if self.train_config.final_assignment == "mixture":
-            t0 = time.perf_counter()
-            self._fit_mixture()
-            self.history.seconds["mixture"] = time.perf_counter() - t0
-        self.cluster_order = None
-        self.cluster_order = order_by_size(self._forward(None)[1])
-        return self
-
-    def _fit_mixture(self) -> None:
-        """Fit the final tied-covariance mixture over the embedding; in domain mode from two starts.
-
-        With k-means seeding of the prototypes (domain mode), EM also starts from the Leiden
-        communities (k parts) of the final embedding, which follow the data's own population sizes
-        where the head's balanced prototypes split a large domain and merge a small one; the higher
-        mean log-likelihood wins (labels are never read). With Leiden seeding (cell types) the
-        head's labels already descend from Leiden communities, so a second one is not run. The
-        mixture is fitted on a fixed random subsample of at most ``MIXTURE_MAX_CELLS`` cells (EM
-        costs O(N·K·d) per iteration); Leiden runs on at most ``LEIDEN_START_MAX_CELLS`` of them
-        (its kNN graph and bisection dominate the cost), and a mixture fitted on its partition
-        gives the start for the rest.
-        """
-        import torch
-        from torch.nn import functional as F
-
-        from ..module import fit_tied_mixture, mixture_posterior
-        from ._init import leiden_partition
-
-        net, z = self.network, self._latent[0]
-        rng = np.random.default_rng(self.random_state)
-        if z.shape[0] > MIXTURE_MAX_CELLS:
-            z = z[np.sort(rng.choice(z.shape[0], MIXTURE_MAX_CELLS, replace=False))]
-        z = z.to(self.device)
-        starts = []
-        if self.train_config.init == "kmeans":
-            sub = np.sort(rng.choice(z.shape[0], min(z.shape[0], LEIDEN_START_MAX_CELLS), replace=False))
-            communities = leiden_partition(z[sub].cpu().numpy(), net.n_clusters, random_state=self.random_state)
-            if communities is None:
-                logger.info(
-                    "Leiden gave no partition with %d clusters; the mixture starts from the prototypes only.",
-                    net.n_clusters,
+        with seeded_torch(seed, device):
+            net = SiameseNetwork(self.spec.n_input, settings.n_clusters or 2, settings.network).to(device)
+            t_index = time.perf_counter()
+            if settings.minibatch(data.n_obs, batch_size):
+                source = SampledNeighbourhoods(
+                    data.x,
+                    pairs,
+                    data.library,
+                    device=device,
+                    n_hops=receptive_field(net),
+                    batch_size=batch_size,
+                    limits=settings.limits,
+                    generator=sampler_generator(seed),
                 )
             else:
-                codes = torch.tensor(communities, dtype=torch.long, device=z.device)  # a copy: scanpy's are read-only
-                resp = F.one_hot(codes, net.n_clusters).to(z.dtype)
-                starts.append(mixture_posterior(z, *fit_tied_mixture(z[sub], resp)))
-        log_liks = net.fit_mixture(z, starts)
-        self.history.mixture_log_likelihood = dict(zip(("prototypes", "leiden"), log_liks, strict=False))
+                source = FullGraph(data.x, pairs, data.library, device=device)
+            t_index = time.perf_counter() - t_index
+            if settings.network.init_weights == "identity":
+                net.identity_init(source.x)
+            record = fit(
+                net,
+                source,
+                augment=settings.augment,
+                train=settings.train,
+                random_state=seed,
+                n_clusters_fn=choose_k if settings.n_clusters is None else None,
+                show_progress_bar=show_progress_bar,
+            )
+        record.seconds["graph_index"] = t_index
+        record.seconds["train"] = time.perf_counter() - t0
+        self.network, self.device, self.record = net, device, record
+
+        t0 = time.perf_counter()
+        # Embedded once: the mixture, the cluster numbering and `results` all read it.
+        self._latent = self._embed(data.x, pairs)
+        record.seconds["embed"] = time.perf_counter() - t0
+        if settings.train.final_assignment == "mixture":
+            from ._final_mixture import fit_final_mixture
+
+            t0 = time.perf_counter()
+            record.mixture_log_likelihood = fit_final_mixture(
+                net,
+                self._latent[0],
+                leiden_start=settings.train.init == "kmeans",
+                limits=settings.limits,
+                random_state=seed,
+                device=device,
+            )
+            record.seconds["mixture"] = time.perf_counter() - t0
+        self._proba = self._assign(self._latent[0], pairs)
+        self.fit = FitState(
+            random_state=seed,
+            n_clusters_fitted=net.n_clusters,
+            n_clusters_by_resolution=by_resolution,
+            cluster_order=tuple(order_by_size(self._proba)),
+            mode=record.mode,
+            batch_size=record.batch_size,
+            trained_on=str(device),
+            n_obs=data.n_obs,
+        )
+        return self
 
     def _check_trained(self) -> None:
         if not self.is_trained:
             msg = "The model is not trained yet; call `.train()` first."
             raise RuntimeError(msg)
 
-    def _inputs(self, adata: AnnData | None):
-        """Scaled features and edge list of the training data or of a new AnnData."""
-        if adata is None:
-            if self._x is None:
-                msg = "This model was loaded without `adata`; pass `adata` (cells with the training genes and a graph)."
-                raise ValueError(msg)
-            return self._x, graph_to_pairs(self._graph)
-        x, graph = self._prepare(adata)
-        return x, graph_to_pairs(graph)
-
-    def _prepare(self, adata: AnnData):
-        """Features of ``adata`` scaled as in training, and its validated graph."""
-        val.check_adata(adata, copy=True)
-        mat, source = val.get_features(adata, use_rep=self.use_rep, layer=self.layer)
-        if source != self.input_source:
-            msg = f"The model was trained on {self.input_source} but `adata` gives {source}; pass the same input."
-            raise ValueError(msg)
-        names = list(map(str, adata.var_names))
-        if self.var_names is not None and names != self.var_names:
-            position = {g: i for i, g in enumerate(names)}
-            if len(position) == len(names) and all(g in position for g in self.var_names):
-                # Every training gene is there: match by name (another order, or more genes).
-                logger.info("Selecting the model's %d genes from `adata.var_names` by name.", len(self.var_names))
-                mat = mat[:, [position[g] for g in self.var_names]]
-            elif mat.shape[1] == self.n_features:
-                warnings.warn(
-                    "`adata.var_names` differ from the training data's; features are matched by position.",
-                    UserWarning,
-                    stacklevel=5,
-                )
-        mat = mat.toarray() if hasattr(mat, "toarray") else mat
-        if mat.shape[1] != self.n_features:
-            msg = f"`adata` has {mat.shape[1]} input features in {source}; the model was trained on {self.n_features}."
-            raise ValueError(msg)
-        x = (mat[:, self.feature_index] / self.input_scale).astype(np.float32)
-        x = np.hstack([x, *self._extra_inputs(adata)]) if self.extra_rep else x
-        key = val.resolve_connectivity_key(adata, self.connectivity_key)
-        return x, val.get_graph(adata, key)
-
-    def _extra_inputs(self, adata: AnnData) -> list[np.ndarray]:
-        """The extra modalities of ``adata`` (same ``obsm`` keys and widths), scaled as in training."""
-        out = []
-        for key, index, scale, n in zip(
-            self.extra_rep, self.extra_index, self.extra_scale, self.extra_n_features, strict=True
-        ):
-            mat = val.get_extra_features(adata, key)
-            mat = mat.toarray() if hasattr(mat, "toarray") else mat
-            if mat.shape[1] != n:
-                msg = f"`adata.obsm[{key!r}]` has {mat.shape[1]} columns; the model was trained on {n}."
-                raise ValueError(msg)
-            out.append((mat[:, index] / scale).astype(np.float32))
-        return out
-
     def _embed(self, x: np.ndarray, pairs: np.ndarray):
-        """Clean embedding and graph gate (CPU tensors); chunked above ``FULL_BATCH_MAX_CELLS`` cells."""
-        import torch
+        """Clean embedding and graph gate (CPU tensors); chunked on large data."""
+        from ._batches import embed_cells
 
-        from ._minibatch import FULL_BATCH_MAX_CELLS, CellGraph, embed_chunked, locality_order
+        chunked = self.settings.chunked_inference(x.shape[0])
+        chunk = self.settings.limits.inference_chunk if chunked else None
+        return embed_cells(self.network, x, pairs, device=self.device, chunk_size=chunk)
 
-        net = self.network
-        net.eval()
-        if x.shape[0] > FULL_BATCH_MAX_CELLS:
-            # Chunks of cells on their receptive-field subgraphs: O(chunk) memory on the device.
-            graph = CellGraph(torch.from_numpy(pairs), x.shape[0])
-            order = locality_order(pairs, x.shape[0])
-            z, gate, _ = embed_chunked(
-                net, torch.from_numpy(np.ascontiguousarray(x)), graph, device=self.device, order=order
-            )
-            return z, gate
-        x_t = torch.as_tensor(x, device=self.device)
-        pairs_t = torch.as_tensor(pairs, device=self.device)
-        with torch.no_grad():
-            z, gate = net.embed(x_t, torch.cat([pairs_t, pairs_t.flip(0)], dim=1))
-        return z.cpu(), gate.cpu()
-
-    def _forward(self, adata: AnnData | None):
-        """Embedding, soft assignments refined over the graph (weight ``graph_weight``) and gate."""
+    def _assign(self, z, pairs: np.ndarray) -> np.ndarray:
+        """Soft assignments refined over the graph (weight ``graph_weight``), network column order."""
         import torch
 
         from ..module import propagate
-        from ._minibatch import FULL_BATCH_MAX_CELLS
 
-        self._check_trained()
-        x, pairs = self._inputs(adata)
-        if adata is None and self._latent is not None:
-            z, gate = self._latent
-        else:
-            z, gate = self._embed(x, pairs)
         # Large data stays on the CPU: the assignments and their smoothing are O(N·K) and O(E·K).
-        device = self.device if x.shape[0] <= FULL_BATCH_MAX_CELLS else torch.device("cpu")
+        chunked = self.settings.chunked_inference(z.shape[0])
+        device = torch.device("cpu") if chunked else self.device
         pairs_t = torch.as_tensor(pairs, device=device)
         with torch.no_grad():
-            proba = self.network.soft_assign(z.to(device), self.train_config.cluster_temperature)
-            proba = propagate(proba, torch.cat([pairs_t, pairs_t.flip(0)], dim=1), self.graph_weight)
-        proba = proba.cpu().numpy()
-        if self.cluster_order is not None:  # the labels of `obs[key_added]`: 0 the largest, empty ones dropped
-            proba = proba[:, self.cluster_order]
-            proba = proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)
-        return z.numpy().astype(np.float32), proba.astype(np.float32), gate.numpy()
+            proba = self.network.soft_assign(z.to(device), self.settings.train.cluster_temperature)
+            proba = propagate(proba, torch.cat([pairs_t, pairs_t.flip(0)], dim=1), self.settings.graph_weight)
+        return proba.cpu().numpy()
+
+    def _ordered(self, proba: np.ndarray) -> np.ndarray:
+        """Columns as in ``obs[key_added]``: 0 the largest cluster in training, empty ones dropped."""
+        proba = proba[:, list(self.fit.cluster_order)]
+        return (proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def _forward(self, adata: AnnData | None):
+        """Embedding, ordered soft assignments and gate of the training cells or of ``adata``."""
+        self._check_trained()
+        if adata is None:
+            if self.data is None:
+                msg = "This model was loaded without `adata`; pass `adata` (cells with the training genes and a graph)."
+                raise ValueError(msg)
+            if self._latent is None:
+                pairs = graph_to_pairs(self.data.graph)
+                self._latent = self._embed(self.data.x, pairs)
+                self._proba = self._assign(self._latent[0], pairs)
+            z, gate = self._latent
+            proba = self._proba
+        else:
+            val.check_adata(adata)
+            x, pairs = self.spec.features(adata), graph_to_pairs(self.spec.graph(adata))
+            z, gate = self._embed(x, pairs)
+            proba = self._assign(z, pairs)
+        return z.numpy().astype(np.float32), self._ordered(proba), gate.numpy()
 
     def get_latent_representation(self, adata: AnnData | None = None) -> np.ndarray:
         """Fused embedding (cells × ``n_latent``, float32) of the training data or of ``adata``."""
@@ -416,19 +456,68 @@ class SiameseClusterModel:
         proba = self._forward(adata)[1]
         return proba if soft else proba.argmax(1)
 
+    def results(self) -> ClusterResults:
+        """Embedding, assignments and the ``uns`` record of the training cells, as ``tl`` writes them."""
+        import warnings
+
+        from .. import __version__
+
+        t0 = time.perf_counter()
+        z, proba, gate = self._forward(None)
+        t_infer = time.perf_counter() - t0
+        n_found = proba.shape[1]
+        if n_found < self.fit.n_clusters_fitted:
+            logger.warning(
+                "%d of %d clusters ended up empty; %d clusters returned.",
+                self.fit.n_clusters_fitted - n_found,
+                self.fit.n_clusters_fitted,
+                n_found,
+            )
+        record, fit = self.record, self.fit
+        minibatch = fit.mode == "minibatch"
+        training = {
+            "mode": fit.mode,
+            "batch_size": fit.batch_size if minibatch else -1,
+            "mean_batch_cells": float(record.mean_batch_cells) if minibatch else float(fit.n_obs),
+            "n_hops": int(record.n_hops) if minibatch else -1,
+            "inference": "chunked" if self.settings.chunked_inference(fit.n_obs) else "full",
+        }
+        log_lik = record.mixture_log_likelihood
+        mixture = {"start": max(log_lik, key=log_lik.get), "log_likelihood": dict(log_lik)} if log_lik else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            uns = {
+                "params": {k: ("None" if v is None else v) for k, v in self.params().items()},
+                "n_clusters": int(n_found),
+                "n_clusters_estimated": self.settings.n_clusters is None,
+                "n_clusters_by_resolution": {str(r): k for r, k in fit.n_clusters_by_resolution.items()},
+                "loss": np.asarray(record.loss, dtype=np.float32),
+                "loss_terms": {k: np.asarray(v, dtype=np.float32) for k, v in record.terms.items()},
+                "label_change": np.asarray(record.label_change, dtype=np.float32),
+                "stopped_epoch": -1 if record.stopped_epoch is None else int(record.stopped_epoch),
+                "gate_mean": float(np.mean(gate)),
+                "mixture": mixture,
+                "timings": {**{k: float(v) for k, v in record.seconds.items()}, "inference": t_infer},
+                "training": training,
+                "version": __version__,
+            }
+        return ClusterResults(z, proba, proba.argmax(1), uns)
+
     def save(self, dir_path, *, overwrite: bool = False) -> None:
         """Save the trained model to the directory ``dir_path``.
 
         Parameters
         ----------
         dir_path
-            Directory to create; it receives ``model.pt`` (weights), ``config.json`` and, for
-            gene-level input, ``var_names.csv``. The training data is not saved.
+            Directory to create; it receives ``model.pt`` (weights), ``config.json`` (settings,
+            input spec, fit), for gene-level input ``var_names.csv`` and for a PCA input
+            ``input.npz`` (the projection). The training data is not saved.
         overwrite
             Write into ``dir_path`` even if it exists (files of the model are replaced).
         """
         from ._io import save_model
 
+        self._check_trained()
         save_model(self, dir_path, overwrite=overwrite)
 
     @classmethod
@@ -456,32 +545,27 @@ class SiameseClusterModel:
 
     def params(self) -> dict:
         """Every setting of the model, flat, for ``uns``."""
-        from ..module._config import to_dict
-
-        configs = to_dict(self.network_config, self.augment_config, self.train_config)
-        configs["extra_dims"] = list(configs["extra_dims"])  # a tuple cannot be written to h5ad
+        spec = self.spec
         return {
-            "n_clusters": self.n_clusters,
-            "use_rep": self.use_rep,
-            "layer": self.layer,
-            "input": self.input_source,
-            "connectivity_key": self.connectivity_key,
-            "extra_rep": list(self.extra_rep) or None,
-            "library_key": self.library_key,
+            **self.settings.params(),
+            "use_rep": spec.use_rep,
+            "layer": spec.layer,
+            "input": spec.source,
+            "connectivity_key": spec.connectivity_key,
+            "extra_rep": list(spec.extra_rep) or None,
+            "library_key": spec.library_key,
             "random_state": self.random_state,
             "device": str(self.device),
-            **configs,
+            "batch_size": None if self.fit is None else self.fit.batch_size,
         }
 
+    @property
+    def target(self) -> str:
+        """``"domains"`` or ``"cell types"`` (see :class:`~scsiameseclu.model.ModelSettings`)."""
+        return self.settings.target
 
-def _make_config(cls, name: str, overrides: dict | None, **fixed):
-    import dataclasses
-
-    overrides = dict(overrides or {})
-    valid = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(overrides) - valid
-    if unknown:
-        msg = f"`{name}` has unknown key(s) {sorted(unknown)}; valid keys: {sorted(valid)}."
-        raise ValueError(msg)
-    overrides.update(fixed)
-    return replace(cls(), **overrides)
+    def __repr__(self) -> str:
+        k = self.n_clusters_fitted if self.is_trained else self.n_clusters
+        state = "trained" if self.is_trained else "not trained"
+        domains = "tissue domains" if self.settings.target == DOMAINS else "cell types"
+        return f"SiameseClusterModel({domains}, k={k}, input {self.spec.source}, {state})"

@@ -1,8 +1,37 @@
-"""Hyper-parameters of the network and its training, one set for every dataset."""
+"""Hyper-parameters of the network and its training, one set for every dataset.
+
+Each config checks the type and range of every field when it is built, so that a wrong value is
+refused with its name before any work starts. Defaults that depend on the data or on the user's
+target (``graph_weight``, ``init``, ``w_contrastive_pretrain``) are resolved by the model layer
+(:class:`~scsiameseclu.model.ModelSettings`), not here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+
+def _check_number(owner, name: str, *, lo: float = 0.0, hi: float = math.inf, lo_open=False, hi_open=False, integer=False):
+    value = getattr(owner, name)
+    kind = Integral if integer else Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        msg = f"`{name}` must be {'an int' if integer else 'a number'}, got {value!r}."
+        raise TypeError(msg)
+    if not math.isfinite(value) or value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
+        lo_text = f"{'(' if lo_open else '['}{lo:g}"
+        hi_text = f"{hi:g}{')' if hi_open else ']'}" if math.isfinite(hi) else "inf)"
+        msg = f"`{name}` must be in {lo_text}, {hi_text}, got {value!r}."
+        raise ValueError(msg)
+    object.__setattr__(owner, name, int(value) if integer else float(value))
+
+
+def _check_choice(owner, name: str, choices: tuple) -> None:
+    value = getattr(owner, name)
+    if value not in choices:
+        msg = f"`{name}` must be one of {list(choices)}, got {value!r}."
+        raise ValueError(msg)
 
 
 @dataclass(frozen=True)
@@ -16,19 +45,13 @@ class AugmentConfig:
     edge_add_mode: str = "similar"
 
     def __post_init__(self):
-        for name in ("mask_rate", "edge_drop_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                msg = f"`{name}` must be in [0, 1), got {value!r}."
-                raise ValueError(msg)
-        for name in ("noise_std", "edge_add_rate"):
-            value = getattr(self, name)
-            if not value >= 0.0:
-                msg = f"`{name}` must be >= 0, got {value!r}."
-                raise ValueError(msg)
-        if self.edge_add_mode not in ("random", "similar"):
-            msg = f"`edge_add_mode` must be 'random' or 'similar', got {self.edge_add_mode!r}."
-            raise ValueError(msg)
+        _check_number(self, "mask_rate", hi=1.0, hi_open=True)
+        _check_number(self, "edge_drop_rate", hi=1.0, hi_open=True)
+        _check_number(self, "noise_std")
+        # Added edges are drawn as a multiple of the existing ones; more than as many again would
+        # drown the graph (and allocate a candidate list of that size).
+        _check_number(self, "edge_add_rate", hi=1.0)
+        _check_choice(self, "edge_add_mode", ("random", "similar"))
 
 
 @dataclass(frozen=True)
@@ -44,22 +67,23 @@ class NetworkConfig:
     # Starting weights: "identity" (every layer starts as the identity of its input, with one
     # block of coordinates per modality when there are extra ones, see
     # `SiameseNetwork.identity_init`) or "random" (PyTorch's default initialisation, drawn from
-    # `random_state`). With random weights the start decided which layer split a DLPFC run found
-    # (benchmarks/results/seed_stability.md) and RNA + ADT runs spread widely over seeds
-    # (benchmarks/results/multimodal.md).
+    # `random_state`). From the identity the seed moves only the training noise, not the starting
+    # map, so runs differ less between seeds.
     init_weights: str = "identity"
     # Widths of extra modalities (``extra_rep``), the last columns of the input; set from the data.
     extra_dims: tuple[int, ...] = ()
 
     def __post_init__(self):
+        for name in ("n_hidden", "n_latent", "n_gat_layers", "gat_heads"):
+            _check_number(self, name, lo=1, integer=True)
+        _check_number(self, "n_hops", integer=True)
+        _check_number(self, "graph_weight", hi=1.0)
         dims = tuple(self.extra_dims)
-        if not all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in dims):
+        if not all(isinstance(m, Integral) and not isinstance(m, bool) and m > 0 for m in dims):
             msg = f"`extra_dims` must be positive ints, got {self.extra_dims!r}."
             raise ValueError(msg)
-        object.__setattr__(self, "extra_dims", dims)  # a list read back from JSON
-        if self.init_weights not in ("identity", "random"):
-            msg = f"`init_weights` must be 'identity' or 'random', got {self.init_weights!r}."
-            raise ValueError(msg)
+        object.__setattr__(self, "extra_dims", tuple(int(m) for m in dims))  # a list read back from JSON
+        _check_choice(self, "init_weights", ("identity", "random"))
         n_modalities = 1 + len(dims)
         if self.init_weights == "identity" and min(self.n_hidden, self.n_latent) < n_modalities:
             msg = (
@@ -81,15 +105,15 @@ class TrainConfig:
     w_reconstruction: float = 1.0
     w_contrastive: float = 0.5
     # Weight of the contrastive term in pre-training (`w_contrastive` is its weight in the
-    # clustering stage). None is resolved by the model layer: `w_contrastive` for tissue domains,
-    # 0 for cell types, whose unbalanced populations InfoNCE spreads over the sphere before the
-    # clustering head sees them (peer table, seeds 0-4: CITE-seq PBMC 0.48 -> 0.64 ARI, CBMC
-    # 0.57 -> 0.61; with it on domains, seed 0: BaristaSeq 0.66 vs 0.48, osmFISH 0.67 vs 0.53).
+    # clustering stage); None: resolved from the target by the model layer. Tissue domains keep
+    # it; for cell types it is 0, because InfoNCE pushes every cell away from every other and so
+    # spreads large, unequal populations over the sphere before the clustering head sees them.
     w_contrastive_pretrain: float | None = None
     w_cluster: float = 0.5
     # Weight of the library term (moment matching of the embedding between libraries, with a
     # reconstruction target free of library mean shifts); acts only with a `library_key`. Off by
-    # default: on two adjacent DLPFC slices it did not raise ARI (benchmarks/results/multimodal.md).
+    # default: adjacent slices of one tissue share their domains, and the term can remove real
+    # differences between slices along with technical ones.
     w_library: float = 0.0
     contrastive_temperature: float = 0.5
     contrastive_max_cells: int = 1024
@@ -99,19 +123,30 @@ class TrainConfig:
     balance: float = 0.1
     size_momentum: float = 0.9
     tol: float = 1e-3
+    # Clustering steps between two label-free stopping checks.
+    check_every: int = 10
     cluster_lr_scale: float = 0.1
     # "kmeans" or "leiden" seeding of the prototypes; "auto" is resolved by the model layer.
     init: str = "auto"
-    # Final labels: "mixture" (a tied-covariance Gaussian mixture over the embedding, EM from the
-    # head's labels and, in domain mode, from Leiden communities, the likelier fit kept; from the
-    # head's labels alone it gave, over 10 seeds, +0.05 ARI on DLPFC 151673, +0.02 on 151674, equal
-    # on STARmap) or "prototypes" (the OT head's cosine prototypes).
+    # Final labels: "mixture" (a tied-covariance Gaussian mixture over the embedding, so that
+    # cluster sizes and shapes are learned where cosine prototypes cannot; EM starts from the
+    # head's labels and, for tissue domains, from Leiden communities, and the likelier fit is
+    # kept) or "prototypes" (the OT head's cosine prototypes).
     final_assignment: str = "mixture"
 
-
-def to_dict(*configs) -> dict:
-    """Merge dataclass configs into one flat dict (for ``uns`` and checkpoints)."""
-    out: dict = {}
-    for c in configs:
-        out.update(asdict(c))
-    return out
+    def __post_init__(self):
+        for name in ("n_epochs_pretrain", "n_epochs_cluster"):
+            _check_number(self, name, integer=True)
+        for name in ("contrastive_max_cells", "sinkhorn_iters", "check_every"):
+            _check_number(self, name, lo=1, integer=True)
+        for name in ("learning_rate", "contrastive_temperature", "cluster_temperature", "sinkhorn_epsilon", "tol"):
+            _check_number(self, name, lo_open=True)
+        for name in ("weight_decay", "w_correlation", "w_reconstruction", "w_contrastive", "w_cluster", "w_library"):
+            _check_number(self, name)
+        if self.w_contrastive_pretrain is not None:
+            _check_number(self, "w_contrastive_pretrain")
+        for name in ("balance", "size_momentum"):
+            _check_number(self, name, hi=1.0)
+        _check_number(self, "cluster_lr_scale", lo_open=True)
+        _check_choice(self, "init", ("auto", "kmeans", "leiden"))
+        _check_choice(self, "final_assignment", ("mixture", "prototypes"))

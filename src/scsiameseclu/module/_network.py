@@ -248,7 +248,9 @@ def training_step(
             edge_index = torch.cat([pairs, pairs.flip(0)], dim=1)
         with torch.no_grad():
             z0, _ = net.embed(x, edge_index)
-        q = sinkhorn(net.cluster_scores(z0), cluster_weights, train.sinkhorn_epsilon, train.sinkhorn_iters)
+        q = sinkhorn(
+            net.cluster_scores(z0), cluster_weights, epsilon=train.sinkhorn_epsilon, n_iters=train.sinkhorn_iters
+        )
         terms["cluster"] = swapped_assignment_loss(s1, s2, q, q, train.cluster_temperature)
         weights["cluster"] = train.w_cluster
         assignments = q

@@ -9,8 +9,9 @@ import torch
 def sinkhorn(
     scores: torch.Tensor,
     cluster_weights: torch.Tensor | None = None,
-    epsilon: float = 0.05,
-    n_iters: int = 3,
+    *,
+    epsilon: float,
+    n_iters: int,
 ) -> torch.Tensor:
     """Soft assignments whose cluster totals match ``cluster_weights``.
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from anndata import AnnData
 
-from .. import _validation as val
+from .. import _read
 from .._constants import DEFAULT_KEY, SPATIAL_KEY
 
 
@@ -76,7 +76,7 @@ def embedding(
         if c not in adata.obs and c not in adata.var_names:
             msg = f"`color={c!r}` is neither a column of `adata.obs` nor a gene in `adata.var_names`."
             raise KeyError(msg)
-    spatial = val.check_spatial_key(adata, spatial_key, default=SPATIAL_KEY)
+    spatial = _read.check_spatial_key(adata, spatial_key, default=SPATIAL_KEY)
     bases = (["spatial"] if spatial else []) + ["umap"]
     n_panels = len(bases) * len(colors)
 

@@ -6,8 +6,10 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+from .. import _read
 from .. import _validation as val
 from .._constants import AUGMENT_KEY, PCA_KEY
+from .._write import write_results
 
 
 def augment(
@@ -16,11 +18,11 @@ def augment(
     use_rep: str | None = None,
     layer: str | None = None,
     connectivity_key: str | None = None,
-    mask_rate: float = 0.2,
-    noise_std: float = 0.0,
-    edge_drop_rate: float = 0.2,
-    edge_add_rate: float = 0.05,
-    edge_add_mode: str = "similar",
+    mask_rate: float | None = None,
+    noise_std: float | None = None,
+    edge_drop_rate: float | None = None,
+    edge_add_rate: float | None = None,
+    edge_add_mode: str | None = None,
     key_added: str = AUGMENT_KEY,
     random_state: int | None = 0,
     copy: bool = False,
@@ -42,6 +44,9 @@ def augment(
     connectivity_key
         ``obsp`` key of the graph; default ``spatial_connectivities`` if present, else
         ``connectivities``.
+    mask_rate, noise_std, edge_drop_rate, edge_add_rate, edge_add_mode
+        ``None`` takes the training default of :class:`~scsiameseclu.module.AugmentConfig`
+        (0.2, 0.0, 0.2, 0.05, ``"similar"``), so that the view shown is the one training draws.
     mask_rate
         Fraction of expression entries (per cell, per feature) set to zero. For sparse input only
         stored entries can change (masking a zero is a no-op), so the output stays sparse.
@@ -80,19 +85,20 @@ def augment(
     from .._graph import edge_index_to_csr, graph_to_pairs
     from ..module import AugmentConfig, mask_features, perturb_edges
 
-    val.check_adata(adata, copy=copy)
+    val.check_target(adata, copy=copy)
     key_added = val.check_key_added(key_added)
     seed = resolve_seed(random_state)
-    config = AugmentConfig(
-        mask_rate=val.check_fraction("mask_rate", mask_rate),
-        noise_std=val.check_non_negative("noise_std", noise_std),
-        edge_drop_rate=val.check_fraction("edge_drop_rate", edge_drop_rate),
-        edge_add_rate=val.check_non_negative("edge_add_rate", edge_add_rate),
-        edge_add_mode=edge_add_mode,
-    )
-    mat, source = val.get_features(adata, use_rep=use_rep, layer=layer)
-    graph_key = val.resolve_connectivity_key(adata, connectivity_key)
-    graph = val.get_graph(adata, graph_key)
+    rates = {
+        "mask_rate": mask_rate,
+        "noise_std": noise_std,
+        "edge_drop_rate": edge_drop_rate,
+        "edge_add_rate": edge_add_rate,
+        "edge_add_mode": edge_add_mode,
+    }
+    config = AugmentConfig(**{k: v for k, v in rates.items() if v is not None})
+    mat, source = _read.get_features(adata, use_rep=use_rep, layer=layer)
+    graph_key = _read.resolve_connectivity_key(adata, connectivity_key)
+    graph = _read.get_graph(adata, graph_key)
     generator = torch.Generator().manual_seed(seed)
 
     scale = float(mat.data.std()) if sparse.issparse(mat) else float(mat.std())
@@ -140,14 +146,13 @@ def augment(
         "n_edges_added": int(n_after - kept),
     }
 
-    if copy:
-        adata = adata.copy()
-    elif adata.is_view:
-        adata._init_as_actual(adata.copy())
-    if source.startswith("obsm") or (use_rep is None and layer is None and PCA_KEY in adata.obsm):
-        adata.obsm[key_added] = np.asarray(view, dtype=np.float32)
-    else:
-        adata.layers[key_added] = view
-    adata.obsp[f"{key_added}_connectivities"] = new_graph
-    adata.uns[key_added] = info
+    as_obsm = source.startswith("obsm") or (use_rep is None and layer is None and PCA_KEY in adata.obsm)
+    adata = write_results(
+        adata,
+        copy=copy,
+        obsm={key_added: np.asarray(view, dtype=np.float32)} if as_obsm else None,
+        layers=None if as_obsm else {key_added: view},
+        obsp={f"{key_added}_connectivities": new_graph},
+        uns={key_added: info},
+    )
     return adata if copy else None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 
-import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from .. import _validation as val
 from .._constants import DEFAULT_KEY
+from .._write import write_results
 
 logger = logging.getLogger("scsiameseclu")
 
@@ -27,9 +26,9 @@ def siamese_cluster(
     extra_rep: str | list[str] | None = None,
     library_key: str | None = None,
     max_epochs: int | None = None,
-    mask_rate: float = 0.2,
-    edge_drop_rate: float = 0.2,
-    edge_add_rate: float = 0.05,
+    mask_rate: float | None = None,
+    edge_drop_rate: float | None = None,
+    edge_add_rate: float | None = None,
     network_kwargs: dict | None = None,
     train_kwargs: dict | None = None,
     device: str = "auto",
@@ -88,10 +87,12 @@ def siamese_cluster(
         adds a library term (moment matching of the embedding between libraries) that keeps
         slice identity out of the embedding; it is off by default (``w_library=0``).
     max_epochs
-        Training epochs (60% pre-training, 40% clustering); default 250. Clustering stops early
-        when fewer than ``tol`` of labels change between checks (a label-free criterion).
+        Training epochs (60% pre-training, 40% clustering); ``None``: ``TrainConfig``'s 150 + 100.
+        Clustering stops early when fewer than ``tol`` of labels change between checks (a
+        label-free criterion).
     mask_rate, edge_drop_rate, edge_add_rate
-        Augmentation rates, as in :func:`scsiameseclu.pp.augment`.
+        Augmentation rates, as in :func:`scsiameseclu.pp.augment`; ``None``:
+        :class:`~scsiameseclu.module.AugmentConfig`'s defaults (0.2, 0.2, 0.05).
     network_kwargs, train_kwargs
         Advanced overrides of :class:`~scsiameseclu.module.NetworkConfig` and
         :class:`~scsiameseclu.module.TrainConfig`.
@@ -139,20 +140,9 @@ def siamese_cluster(
     from ..model import SiameseClusterModel
 
     t_start = time.perf_counter()
-    val.check_adata(adata, copy=copy)
+    val.check_target(adata, copy=copy)
     key_added = val.check_key_added(key_added)
-    if batch_size is not None:
-        batch_size = val.check_int("batch_size", batch_size, 2)
-    train_kwargs = dict(train_kwargs or {})
-    if max_epochs is not None:
-        max_epochs = val.check_int("max_epochs", max_epochs, 2)
-        n_pre = int(round(0.6 * max_epochs))
-        train_kwargs.update(n_epochs_pretrain=n_pre, n_epochs_cluster=int(max_epochs) - n_pre)
-    augment_kwargs = {
-        "mask_rate": val.check_fraction("mask_rate", mask_rate),
-        "edge_drop_rate": val.check_fraction("edge_drop_rate", edge_drop_rate),
-        "edge_add_rate": val.check_non_negative("edge_add_rate", edge_add_rate),
-    }
+    rates = {"mask_rate": mask_rate, "edge_drop_rate": edge_drop_rate, "edge_add_rate": edge_add_rate}
     model = SiameseClusterModel(
         adata,
         n_clusters,
@@ -162,86 +152,26 @@ def siamese_cluster(
         library_key=library_key,
         connectivity_key=connectivity_key,
         graph_weight=graph_weight,
+        max_epochs=max_epochs,
         network_kwargs=network_kwargs,
-        augment_kwargs=augment_kwargs,
+        augment_kwargs={k: v for k, v in rates.items() if v is not None},
         train_kwargs=train_kwargs,
     )
     model.train(device=device, random_state=random_state, batch_size=batch_size, show_progress_bar=show_progress_bar)
-    t0 = time.perf_counter()
-    z, proba, gate = model._forward(None)
-    labels = proba.argmax(1)  # the model numbers clusters by size, 0 the largest
-    t_infer = time.perf_counter() - t0
-    n_found = proba.shape[1]
-    if n_found < model.n_clusters_fitted:
-        logger.warning(
-            "%d of %d clusters ended up empty; %d clusters returned.",
-            model.n_clusters_fitted - n_found,
-            model.n_clusters_fitted,
-            n_found,
-        )
-    uns = _uns(
-        model,
-        n_found,
-        gate,
-        timings={**model.history.seconds, "inference": t_infer, "total": time.perf_counter() - t_start},
-        batch_size=batch_size,
-    )
-
-    # Everything is computed; write in one step so that a failure above leaves `adata` untouched.
-    if copy:
-        adata = adata.copy()
-    elif adata.is_view:
-        adata._init_as_actual(adata.copy())
+    res = model.results()
+    res.uns["timings"]["total"] = time.perf_counter() - t_start
     if key_added in adata.obs:
         logger.warning("Overwriting `adata.obs[%r]`.", key_added)
-    categories = [str(i) for i in range(n_found)]
-    adata.obs[key_added] = pd.Categorical.from_codes(labels, categories=categories)
-    adata.obsm[f"X_{key_added}"] = z
-    adata.obsm[f"{key_added}_proba"] = proba
-    adata.obsm.pop(f"X_{key_added}_umap", None)  # stale plotting cache of an earlier run
-    adata.uns[key_added] = uns
-    adata.uns.pop(f"{key_added}_colors", None)
+    categories = [str(i) for i in range(res.proba.shape[1])]
+    adata = write_results(
+        adata,
+        copy=copy,
+        obs={key_added: pd.Categorical.from_codes(res.labels, categories=categories)},
+        obsm={f"X_{key_added}": res.embedding, f"{key_added}_proba": res.proba},
+        uns={key_added: res.uns},
+        # stale plotting caches of an earlier run
+        drop={"obsm": (f"X_{key_added}_umap",), "uns": (f"{key_added}_colors",)},
+    )
     if copy:
         return (adata, model) if return_model else adata
     return model if return_model else None
-
-
-def _uns(model, n_found: int, gate: np.ndarray, timings: dict, batch_size: int | None) -> dict:
-    from .. import __version__
-    from ..model._minibatch import FULL_BATCH_MAX_CELLS
-
-    history = model.history
-    params = {k: ("None" if v is None else v) for k, v in model.params().items()}
-    params["batch_size"] = "None" if batch_size is None else batch_size
-    minibatch = model.batch_size is not None
-    training = {
-        "mode": "minibatch" if minibatch else "full",
-        "batch_size": model.batch_size if minibatch else -1,
-        "mean_batch_cells": float(history.mean_batch_cells) if minibatch else float(model.n_obs),
-        "n_hops": int(history.n_hops) if minibatch else -1,
-        "inference": "chunked" if model.n_obs > FULL_BATCH_MAX_CELLS else "full",
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return {
-            "params": params,
-            "n_clusters": int(n_found),
-            "n_clusters_estimated": model.n_clusters is None,
-            "n_clusters_by_resolution": {str(r): k for r, k in model.n_clusters_by_resolution.items()},
-            "loss": np.asarray(history.loss, dtype=np.float32),
-            "loss_terms": {k: np.asarray(v, dtype=np.float32) for k, v in history.terms.items()},
-            "label_change": np.asarray(history.label_change, dtype=np.float32),
-            "stopped_epoch": -1 if history.stopped_epoch is None else int(history.stopped_epoch),
-            "gate_mean": float(np.mean(gate)),
-            "mixture": _mixture_record(history.mixture_log_likelihood),
-            "timings": {k: float(v) for k, v in timings.items()},
-            "training": training,
-            "version": __version__,
-        }
-
-
-def _mixture_record(log_likelihood: dict[str, float]) -> dict:
-    """Which start the final mixture kept and each start's mean log-likelihood (empty without a mixture)."""
-    if not log_likelihood:
-        return {}
-    return {"start": max(log_likelihood, key=log_likelihood.get), "log_likelihood": dict(log_likelihood)}

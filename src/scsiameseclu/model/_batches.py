@@ -1,4 +1,7 @@
-"""Mini-batch training and chunked inference for large data: memory linear in cells and edges.
+"""Where training steps and inference passes get their cells: the whole graph, or neighbourhoods.
+
+:class:`FullGraph` gives every step the whole graph. :class:`SampledNeighbourhoods` is the
+mini-batch source for large data, with memory linear in cells and edges.
 
 Every optimisation step (and every inference chunk) works on the subgraph induced by a set of
 seed cells and their neighbourhood of ``n_gat_layers + n_hops`` hops (the receptive field of
@@ -11,44 +14,26 @@ stays on the CPU as CSR; only a batch's features and edges move to the device.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
-from ._training import TrainingHistory, _optimise, labels_settled, pretrain_config, seed_prototypes
-
-#: ``batch_size=None`` trains on the whole graph at once up to this many cells, in mini-batches above.
-FULL_BATCH_MAX_CELLS = 50_000
-#: Cells (seeds with their neighbourhoods) per step aimed at when the number of seeds is chosen automatically.
-TARGET_BATCH_CELLS = 8_192
-#: Cells embedded to seed the prototypes (and choose k): a fixed random subsample.
-INIT_MAX_CELLS = 30_000
-#: Cells whose labels are compared for label-free early stopping: a fixed random subsample.
-CHECK_MAX_CELLS = 10_000
-#: Seed cells per inference chunk.
-INFERENCE_CHUNK = 16_384
-#: Clustering steps between early-stopping checks (as in the full-batch schedule).
-CHECK_EVERY = 10
+from ..module import SiameseNetwork
+from ._settings import Limits
 
 
-def use_minibatch(batch_size: int | None, n_obs: int) -> bool:
-    """Mini-batch training when a batch size is given or the data has more than ``FULL_BATCH_MAX_CELLS`` cells."""
-    return batch_size is not None or n_obs > FULL_BATCH_MAX_CELLS
-
-
-def auto_batch_size(graph: CellGraph, n_hops: int, generator: torch.Generator, n_probe: int = 256) -> int:
-    """Seeds per step such that seeds plus neighbourhoods make about ``TARGET_BATCH_CELLS`` cells.
+def auto_batch_size(
+    graph: CellGraph, n_hops: int, generator: torch.Generator, *, target_cells: int, min_seeds: int, n_probe: int = 256
+) -> int:
+    """Seeds per step such that seeds plus neighbourhoods make about ``target_cells`` cells.
 
     The neighbourhood size per seed is measured on ``n_probe`` random seeds (it grows with the
     graph's degree: ~20 cells within 2 hops on a 6-neighbour spatial graph, hundreds on a kNN graph).
     """
     probe = torch.randperm(graph.n_nodes, generator=generator)[: min(n_probe, graph.n_nodes)]
     per_seed = graph.neighbourhood(probe, n_hops)[0].numel() / probe.numel()
-    return int(min(max(round(TARGET_BATCH_CELLS / per_seed), 32), TARGET_BATCH_CELLS, graph.n_nodes))
+    return int(min(max(round(target_cells / per_seed), min_seeds), target_cells, graph.n_nodes))
 
 
 def receptive_field(net: SiameseNetwork) -> int:
@@ -141,17 +126,16 @@ def embed_chunked(
     nodes: torch.Tensor | None = None,
     *,
     device: torch.device,
-    chunk_size: int | None = None,
+    chunk_size: int,
     order: torch.Tensor | np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact clean-view embedding, gate and cluster scores of ``nodes`` (default: all), chunk by chunk.
 
     Each chunk of seed cells is embedded on its receptive-field subgraph, so peak memory is that
     of one chunk's neighbourhood. ``x`` stays where it is (CPU); results are on the CPU, in the
-    order of ``nodes``; ``chunk_size`` defaults to ``INFERENCE_CHUNK``. ``order`` (a permutation of ``nodes``' positions) only sets how cells are
+    order of ``nodes``. ``order`` (a permutation of ``nodes``' positions) only sets how cells are
     grouped into chunks (compact groups have small neighbourhoods), not the result.
     """
-    chunk_size = chunk_size or INFERENCE_CHUNK
     was_training = net.training
     net.eval()
     n_hops = receptive_field(net)
@@ -194,112 +178,148 @@ class _SeedStream:
 
 
 @dataclass
-class MiniBatchHistory(TrainingHistory):
-    """:class:`TrainingHistory` plus the batch settings: seeds per step, hops, mean cells per step."""
+class Batch:
+    """The cells of one training step: features, undirected ``pairs`` and symmetric ``edge_index``.
 
-    batch_size: int = 0
-    n_hops: int = 0
-    mean_batch_cells: float = 0.0
-
-
-def fit_minibatch(
-    net: SiameseNetwork,
-    x: torch.Tensor,
-    pairs: torch.Tensor,
-    *,
-    augment: AugmentConfig,
-    train: TrainConfig,
-    random_state: int,
-    batch_size: int | None,
-    device: torch.device,
-    n_clusters_fn=None,
-    show_progress_bar: bool = True,
-    library: torch.Tensor | None = None,
-) -> MiniBatchHistory:
-    """Train ``net`` (on ``device``) in place with one neighbourhood subgraph per step.
-
-    The schedule is that of :func:`~scsiameseclu.model._training.fit` with one step per epoch:
-    pre-training, prototypes seeded from the embedding of a fixed subsample of at most
-    ``INIT_MAX_CELLS`` cells, then joint clustering whose Sinkhorn targets follow a running
-    estimate of cluster sizes, stopped when fewer than ``train.tol`` of the labels of a fixed
-    subsample (at most ``CHECK_MAX_CELLS`` cells) change between checks.
-
-    Parameters
-    ----------
-    x, pairs
-        Features and undirected edges (``i < j``) of all cells, on the CPU; batches are moved to
-        ``device``.
-    batch_size
-        Seed cells per step; each step trains on the subgraph of the seeds and their
-        receptive-field neighbourhood. ``None``: chosen by :func:`auto_batch_size`.
-    library
-        Optional integer library code per cell (CPU), gathered per batch like ``x``.
+    The first ``n_seeds`` cells are a uniform sample of all cells (all of them for the whole graph),
+    so they estimate the cluster sizes; ``library`` holds their library codes or is ``None``.
     """
-    history = MiniBatchHistory(n_hops=receptive_field(net))
-    seeds = np.random.SeedSequence(random_state).generate_state(2)
-    cpu_gen = torch.Generator().manual_seed(int(seeds[0]))
-    generator = torch.Generator(device=device).manual_seed(int(seeds[1]))
-    optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
-    n = x.shape[0]
-    t0 = time.perf_counter()
-    graph = CellGraph(pairs, n)
-    history.batch_size = batch_size or auto_batch_size(graph, history.n_hops, cpu_gen)
-    stream = _SeedStream(n, history.batch_size, cpu_gen)
-    n_hops = history.n_hops
-    history.seconds["graph_index"] = time.perf_counter() - t0
 
-    def batch():
-        b = stream.next()
-        nodes, p, e = graph.neighbourhood(b, n_hops)
-        lib = None if library is None else library[nodes].to(device)  # the library term's codes
-        return b.numel(), x[nodes].to(device, non_blocking=True), p.to(device), e.to(device), lib
+    x: torch.Tensor
+    pairs: torch.Tensor
+    edge_index: torch.Tensor
+    library: torch.Tensor | None
+    n_seeds: int
 
-    n_total = train.n_epochs_pretrain + train.n_epochs_cluster
-    bar = tqdm(total=n_total, desc="ssc (mini-batch)", disable=not show_progress_bar, leave=False)
-    net.train()
-    n_nodes = 0
-    t0 = time.perf_counter()
-    pretrain = pretrain_config(train)
-    for _ in range(train.n_epochs_pretrain):
-        _, xb, pb, _, lb = batch()
-        n_nodes += xb.shape[0]
-        _optimise(
-            optimizer, training_step(net, xb, pb, augment, pretrain, generator, cluster=False, library=lb), history, bar
+
+class FullGraph:
+    """Every step takes the whole graph, on the training device."""
+
+    mode = "full"
+
+    def __init__(self, x: np.ndarray, pairs: np.ndarray, library: np.ndarray | None, *, device: torch.device):
+        self.device = device
+        self.x = torch.as_tensor(x, device=device)
+        self.pairs = torch.as_tensor(pairs, device=device)
+        self.edge_index = torch.cat([self.pairs, self.pairs.flip(0)], dim=1)
+        self.library = None if library is None else torch.as_tensor(library, device=device)
+        self.batch_size = None
+        self.n_hops = None
+
+    def batch(self) -> Batch:
+        return Batch(self.x, self.pairs, self.edge_index, self.library, self.x.shape[0])
+
+    @torch.no_grad()
+    def _embed(self, net: SiameseNetwork) -> torch.Tensor:
+        net.eval()
+        z, _ = net.embed(self.x, self.edge_index)
+        net.train()
+        return z
+
+    def embed_init(self, net: SiameseNetwork) -> torch.Tensor:
+        """Clean embedding of the cells that seed the prototypes: all of them."""
+        return self._embed(net)
+
+    def check_labels(self, net: SiameseNetwork, init_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Prototype labels of the cells the stopping rule compares: all of them."""
+        if init_labels is not None:  # the seeding cells are these cells: nothing to recompute
+            return init_labels
+        with torch.no_grad():
+            return net.cluster_scores(self._embed(net)).argmax(1)
+
+
+class SampledNeighbourhoods:
+    """Mini-batches for large data: each step takes random seed cells with their neighbourhoods.
+
+    Every step works on the subgraph induced by its seeds and their neighbourhood of
+    ``n_hops`` hops (the receptive field of the graph encoder). Losses are taken over every cell
+    of the subgraph (cells at its rim see part of their neighbourhood, much like a stronger edge
+    drop); the seeds, a uniform sample of cells, estimate the cluster sizes. Prototypes are
+    seeded from the exact embedding of a fixed subsample, and the stopping rule compares the
+    labels of another. The adjacency stays on the CPU as CSR; only a batch moves to the device.
+    """
+
+    mode = "minibatch"
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        pairs: np.ndarray,
+        library: np.ndarray | None,
+        *,
+        device: torch.device,
+        n_hops: int,
+        batch_size: int | None,
+        limits: Limits,
+        generator: torch.Generator,
+    ):
+        self.device, self.n_hops, self.limits, self.generator = device, n_hops, limits, generator
+        self.x = torch.as_tensor(x)
+        self.library = None if library is None else torch.as_tensor(library)
+        self.graph = CellGraph(torch.as_tensor(pairs), self.x.shape[0])
+        self.batch_size = batch_size or auto_batch_size(
+            self.graph,
+            n_hops,
+            generator,
+            target_cells=limits.target_batch_cells,
+            min_seeds=limits.min_batch_seeds,
         )
-    history.seconds["pretrain"] = time.perf_counter() - t0
+        self.stream = _SeedStream(self.x.shape[0], self.batch_size, generator)
+        self.check_cells: torch.Tensor | None = None
+        self.n_cells_drawn = 0
+        self.n_batches = 0
 
-    t0 = time.perf_counter()
-    init_cells = _subsample(n, INIT_MAX_CELLS, cpu_gen)
-    z, _, _ = embed_chunked(net, x, graph, init_cells, device=device)
-    z_np = z.numpy()
-    seed_prototypes(net, optimizer, z_np, train, random_state, n_clusters_fn)
-    check_cells = _subsample(n, CHECK_MAX_CELLS, cpu_gen)
-    labels = embed_chunked(net, x, graph, check_cells, device=device)[2].argmax(1)
-    init_labels = net.cluster_scores(z.to(device)).argmax(1)
-    sizes = torch.bincount(init_labels, minlength=net.n_clusters).float() / init_labels.numel()
-    history.seconds["init_prototypes"] = time.perf_counter() - t0
+    def batch(self) -> Batch:
+        seeds = self.stream.next()
+        nodes, pairs, edge_index = self.graph.neighbourhood(seeds, self.n_hops)
+        self.n_cells_drawn += nodes.numel()
+        self.n_batches += 1
+        library = None if self.library is None else self.library[nodes].to(self.device)
+        x = self.x[nodes].to(self.device, non_blocking=True)
+        return Batch(x, pairs.to(self.device), edge_index.to(self.device), library, seeds.numel())
 
-    t0 = time.perf_counter()
-    uniform = torch.full_like(sizes, 1.0 / net.n_clusters)
-    for epoch in range(train.n_epochs_cluster):
-        target = (1 - train.balance) * sizes + train.balance * uniform
-        n_seeds, xb, pb, eb, lb = batch()
-        n_nodes += xb.shape[0]
-        out = training_step(
-            net, xb, pb, augment, train, generator, cluster=True, cluster_weights=target, edge_index=eb, library=lb
+    @property
+    def mean_batch_cells(self) -> float:
+        return self.n_cells_drawn / max(self.n_batches, 1)
+
+    def _scores(self, net: SiameseNetwork, cells: torch.Tensor, *, embedding: bool):
+        z, _, scores = embed_chunked(
+            net, self.x, self.graph, cells, device=self.device, chunk_size=self.limits.inference_chunk
         )
-        _optimise(optimizer, out, history, bar)
-        # Seeds are a uniform sample of cells (their neighbours are not): they estimate the sizes.
-        batch_sizes = out.assignments[:n_seeds].mean(0).detach()
-        sizes = train.size_momentum * sizes + (1 - train.size_momentum) * batch_sizes
-        if (epoch + 1) % CHECK_EVERY == 0:
-            new = embed_chunked(net, x, graph, check_cells, device=device)[2].argmax(1)
-            stop = labels_settled(history, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
-            labels = new
-            if stop:
-                break
-    history.seconds["cluster"] = time.perf_counter() - t0
-    history.mean_batch_cells = n_nodes / max(len(history.loss), 1)
-    bar.close()
+        return z if embedding else scores
+
+    def embed_init(self, net: SiameseNetwork) -> torch.Tensor:
+        """Exact clean embedding of a fixed random subsample (at most ``init_max_cells`` cells)."""
+        cells = _subsample(self.x.shape[0], self.limits.init_max_cells, self.generator)
+        return self._scores(net, cells, embedding=True)
+
+    def check_labels(self, net: SiameseNetwork, init_labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Prototype labels of a fixed random subsample (at most ``check_max_cells`` cells)."""
+        if self.check_cells is None:
+            self.check_cells = _subsample(self.x.shape[0], self.limits.check_max_cells, self.generator)
+        return self._scores(net, self.check_cells, embedding=False).argmax(1)
+
+
+@torch.no_grad()
+def embed_cells(
+    net: SiameseNetwork, x: np.ndarray, pairs: np.ndarray, *, device: torch.device, chunk_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean embedding and graph gate of every cell (CPU tensors).
+
+    ``chunk_size=None``: one pass over the whole graph on ``device``; otherwise chunks of cells
+    (in reverse Cuthill–McKee order) on their receptive-field subgraphs, exact, with O(chunk)
+    memory on the device.
+    """
     net.eval()
-    return history
+    if chunk_size is not None:
+        graph = CellGraph(torch.from_numpy(pairs), x.shape[0])
+        order = locality_order(pairs, x.shape[0])
+        z, gate, _ = embed_chunked(
+            net, torch.from_numpy(np.ascontiguousarray(x)), graph, device=device, chunk_size=chunk_size, order=order
+        )
+        return z, gate
+    x_t = torch.as_tensor(x, device=device)
+    pairs_t = torch.as_tensor(pairs, device=device)
+    z, gate = net.embed(x_t, torch.cat([pairs_t, pairs_t.flip(0)], dim=1))
+    return z.cpu(), gate.cpu()
+

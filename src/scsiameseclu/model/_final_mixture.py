@@ -1,0 +1,50 @@
+"""The final assignments: a tied-covariance Gaussian mixture over the trained embedding."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..module import SiameseNetwork, fit_tied_mixture, mixture_posterior
+from ._init import leiden_partition
+from ._settings import Limits
+
+logger = logging.getLogger("scsiameseclu")
+
+
+def fit_final_mixture(
+    net: SiameseNetwork, z: torch.Tensor, *, leiden_start: bool, limits: Limits, random_state: int, device
+) -> dict[str, float]:
+    """Fit the network's final mixture on the embedding ``z``; returns each start's mean log-likelihood.
+
+    EM starts from the prototypes' labels and, with ``leiden_start`` (tissue domains, whose
+    prototypes come from k-means), also from Leiden communities (k parts) of the embedding, which
+    follow the data's own population sizes where balanced prototypes split a large domain and
+    merge a small one; the likelier fit is kept (labels are never read). For cell types the
+    prototypes already descend from Leiden communities, so a second start adds nothing. The
+    mixture is fitted on a fixed random subsample of at most ``limits.mixture_max_cells`` cells;
+    Leiden runs on at most ``limits.leiden_start_max_cells`` of them, and a mixture fitted on its
+    partition gives the start for the rest.
+    """
+    rng = np.random.default_rng(random_state)
+    if z.shape[0] > limits.mixture_max_cells:
+        z = z[np.sort(rng.choice(z.shape[0], limits.mixture_max_cells, replace=False))]
+    z = z.to(device)
+    starts = []
+    if leiden_start:
+        sub = np.sort(rng.choice(z.shape[0], min(z.shape[0], limits.leiden_start_max_cells), replace=False))
+        communities = leiden_partition(z[sub].cpu().numpy(), net.n_clusters, random_state=random_state)
+        if communities is None:
+            logger.info(
+                "Leiden gave no partition with %d clusters; the mixture starts from the prototypes only.",
+                net.n_clusters,
+            )
+        else:
+            codes = torch.tensor(communities, dtype=torch.long, device=z.device)  # a copy: scanpy's are read-only
+            resp = F.one_hot(codes, net.n_clusters).to(z.dtype)
+            starts.append(mixture_posterior(z, *fit_tied_mixture(z[sub], resp)))
+    log_liks = net.fit_mixture(z, starts)
+    return dict(zip(("prototypes", "leiden"), log_liks, strict=False))

@@ -1,0 +1,430 @@
+"""How an AnnData becomes network input: fitted once on the training data, replayed on new cells.
+
+:class:`InputSpec` records where the expression comes from (``X``, a layer or an ``obsm``
+representation), the genes, and per modality the kept columns and the scale; for a PCA input
+also the projection (genes, loadings and centring), so that new cells can be put on the
+training PCs instead of their own. It is saved with the model and validated when read back.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from anndata import AnnData
+from scipy import sparse
+
+from .. import _read
+from .._constants import PCA_KEY
+
+logger = logging.getLogger("scsiameseclu")
+
+#: Cells on which a stored PCA is checked against ``X @ PCs - offset``; relative tolerance.
+_PCA_CHECK_CELLS = 2_000
+_PCA_CHECK_RTOL = 1e-3
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """One block of the network input: its source, the columns kept and the global scale.
+
+    Constant columns carry nothing to cluster and are dropped; the rest is divided by one global
+    standard deviation, so relative feature scales (e.g. PCA variances) are kept.
+    """
+
+    source: str
+    n_features: int
+    index: tuple[int, ...]
+    scale: float
+
+    @classmethod
+    def fit(cls, mat, source: str) -> tuple[ModalitySpec, np.ndarray]:
+        """Fit on the training matrix; returns the spec and the scaled training block."""
+        dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
+        keep = np.flatnonzero(dense.std(0) > 0)
+        if keep.size == 0:
+            msg = f"Every feature of {source} is constant across cells; there is nothing to cluster."
+            raise ValueError(msg)
+        if keep.size < dense.shape[1]:
+            logger.info("Dropping %d constant feature(s) of %s.", dense.shape[1] - keep.size, source)
+        dense = dense[:, keep]
+        scale = float(dense.std())
+        spec = cls(source, int(mat.shape[1]), tuple(int(i) for i in keep), scale)
+        return spec, (dense / scale).astype(np.float32)
+
+    def apply(self, mat) -> np.ndarray:
+        """Scale ``mat`` (same columns as the training matrix) as in training."""
+        if mat.shape[1] != self.n_features:
+            msg = f"{self.source} of `adata` has {mat.shape[1]} columns; the model was trained on {self.n_features}."
+            raise ValueError(msg)
+        dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
+        return (dense[:, list(self.index)] / self.scale).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "n_features": self.n_features, "index": list(self.index), "scale": self.scale}
+
+    @classmethod
+    def from_dict(cls, values: dict, *, name: str) -> ModalitySpec:
+        _require_keys(values, ("source", "n_features", "index", "scale"), name)
+        n, index, scale = values["n_features"], values["index"], values["scale"]
+        if not _is_int(n) or n < 1:
+            raise ValueError(f"`{name}['n_features']` must be an int >= 1, got {n!r}.")
+        if (
+            not isinstance(index, list)
+            or not index
+            or not all(_is_int(i) and 0 <= i < n for i in index)
+            or len(set(index)) < len(index)
+        ):
+            raise ValueError(f"`{name}['index']` must list distinct column indices in [0, {n}).")
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < np.inf:
+            raise ValueError(f"`{name}['scale']` must be a finite number > 0, got {scale!r}.")
+        if not isinstance(values["source"], str):
+            raise ValueError(f"`{name}['source']` must be a string, got {values['source']!r}.")
+        return cls(values["source"], int(n), tuple(int(i) for i in index), float(scale))
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    """A PCA input's loadings on the training genes, and its centring when it was verified.
+
+    ``offset`` (one value per component, the gene means' projection) is set when
+    ``X @ loadings - offset`` reproduces the stored PCA on the training data, so that new cells
+    with these genes can be projected onto the training PCs. It is solved for rather than taken
+    from the training cells' means, so it also holds when the PCA was fitted on a larger object.
+    """
+
+    var_names: tuple[str, ...]
+    loadings: np.ndarray  # genes × components, float32
+    offset: np.ndarray | None  # components, float64
+    # Whether the training X held whole numbers (raw counts): new X must agree, so that raw counts
+    # are not projected onto PCs of log-normalised data (or the reverse).
+    counts: bool = False
+
+    @classmethod
+    def fit(cls, adata: AnnData, pca: np.ndarray) -> Projection | None:
+        """The projection behind ``obsm['X_pca']``, from ``varm['PCs']`` and ``X``; ``None`` without loadings."""
+        pcs = adata.varm.get("PCs") if "PCs" in adata.varm else None
+        if pcs is None or np.ndim(pcs) != 2 or pcs.shape[1] != pca.shape[1]:
+            return None
+        pcs = np.asarray(pcs, dtype=np.float64)
+        rows = np.flatnonzero(np.abs(pcs).sum(1) > 0)  # scanpy leaves genes outside `mask_var` at zero
+        names = tuple(map(str, adata.var_names[rows]))
+        loadings = pcs[rows].astype(np.float32)
+        offset, counts = None, False
+        x = None if adata.isbacked or adata.X is None else adata.X
+        if x is not None and len(set(names)) == len(names):
+            sub = x[:, rows]
+            sample = _sample_rows(sub)
+            counts = _whole_numbers(sample)
+            cells = np.linspace(0, adata.n_obs - 1, min(adata.n_obs, _PCA_CHECK_CELLS)).astype(np.int64)
+            target = np.asarray(pca[cells], dtype=np.float64)
+            projected = sample @ pcs[rows]
+            candidate = (projected - target).mean(0)
+            if np.abs(projected - candidate - target).max() <= _PCA_CHECK_RTOL * max(float(np.abs(target).max()), 1e-12):
+                offset = candidate
+        if offset is None:
+            logger.info("`obsm[%r]` is not `X @ varm['PCs']` up to centring; new cells cannot be projected.", PCA_KEY)
+        return cls(names, loadings, offset, counts)
+
+    def same_pca(self, adata: AnnData) -> bool:
+        """Whether ``adata.varm['PCs']`` holds these loadings on these genes (the same PCA)."""
+        if "PCs" not in adata.varm or adata.varm["PCs"].shape[1] != self.loadings.shape[1]:
+            return False
+        position = {g: i for i, g in enumerate(map(str, adata.var_names))}
+        if not all(g in position for g in self.var_names):
+            return False
+        pcs = np.asarray(adata.varm["PCs"])[[position[g] for g in self.var_names]]
+        return bool(np.allclose(pcs, self.loadings, rtol=1e-4, atol=1e-6))
+
+    def project(self, adata: AnnData) -> np.ndarray | None:
+        """``adata``'s coordinates on the training PCs from its genes; ``None`` if it cannot be done."""
+        if self.offset is None or adata.X is None or adata.isbacked:
+            return None
+        position = {g: i for i, g in enumerate(map(str, adata.var_names))}
+        if len(position) < adata.n_vars or not all(g in position for g in self.var_names):
+            return None
+        x = adata.X[:, [position[g] for g in self.var_names]]
+        if _whole_numbers(_sample_rows(x)) != self.counts:
+            return None  # raw counts where the PCA was of normalised data, or the reverse
+        x = x.toarray() if sparse.issparse(x) else np.asarray(x)
+        return (x @ self.loadings.astype(np.float64) - self.offset).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The training cells as the network sees them (kept in memory, never saved)."""
+
+    x: np.ndarray  # cells × input columns, float32
+    graph: sparse.csr_matrix  # symmetric, loop-free
+    library: np.ndarray | None  # integer library code per cell
+
+    @property
+    def n_obs(self) -> int:
+        return self.x.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class InputSpec:
+    """Everything needed to turn an AnnData into network input, as fitted on the training data.
+
+    Attributes
+    ----------
+    use_rep, layer
+        The user's choice of input (``None``: scanpy's rule, ``X_pca`` if present, else ``X``).
+    connectivity_key
+        ``obsp`` key of the cell graph; ``spatial_graph`` whether it is squidpy's.
+    var_names
+        Training genes for ``X`` or layer input (``None`` for an ``obsm`` input).
+    expression, extras
+        One :class:`ModalitySpec` for the expression and per extra ``obsm`` modality (``extra_rep``).
+    extra_rep, library_key
+        ``obsm`` keys of the extra modalities; ``obs`` column of the library.
+    projection
+        For an ``obsm['X_pca']`` input, the training PCA (:class:`Projection`).
+    """
+
+    use_rep: str | None
+    layer: str | None
+    connectivity_key: str
+    spatial_graph: bool
+    var_names: tuple[str, ...] | None
+    expression: ModalitySpec
+    extra_rep: tuple[str, ...]
+    extras: tuple[ModalitySpec, ...]
+    library_key: str | None
+    projection: Projection | None
+
+    @classmethod
+    def fit(
+        cls,
+        adata: AnnData,
+        *,
+        use_rep: str | None = None,
+        layer: str | None = None,
+        connectivity_key: str | None = None,
+        extra_rep: str | list[str] | None = None,
+        library_key: str | None = None,
+    ) -> tuple[InputSpec, TrainingData]:
+        """Read and check every input of ``adata`` once; return the spec and the training data."""
+        graph_key = _read.resolve_connectivity_key(adata, connectivity_key)
+        extra_keys = _read.check_extra_rep(adata, extra_rep, use_rep=use_rep, layer=layer)
+        library = _read.check_library_key(adata, library_key)
+        mat, source = _read.get_features(adata, use_rep=use_rep, layer=layer)
+        expression, x = ModalitySpec.fit(mat, source)
+        extras, blocks = [], []
+        for key in extra_keys:
+            spec, block = ModalitySpec.fit(_read.get_extra_features(adata, key), f"obsm['{key}']")
+            extras.append(spec)
+            blocks.append(block)
+        if blocks:  # extra modalities: the last columns of the network input, each scaled on its own
+            x = np.hstack([x, *blocks])
+        graph = _read.get_graph(adata, graph_key)
+        spatial = graph_key.startswith("spatial")
+        if library is not None and spatial and (n_cross := _read.cross_library_edges(graph, library)):
+            warnings.warn(
+                f"{n_cross} edge(s) of `adata.obsp[{graph_key!r}]` join cells of different libraries; build the "
+                f"graph per slice with `squidpy.gr.spatial_neighbors(adata, library_key={library_key!r})`.",
+                UserWarning,
+                stacklevel=4,
+            )
+        projection = Projection.fit(adata, mat) if source == f"obsm['{PCA_KEY}']" else None
+        spec = cls(
+            use_rep=use_rep,
+            layer=layer,
+            connectivity_key=graph_key,
+            spatial_graph=spatial,
+            var_names=None if source.startswith("obsm") else tuple(map(str, adata.var_names)),
+            expression=expression,
+            extra_rep=extra_keys,
+            extras=tuple(extras),
+            library_key=library_key,
+            projection=projection,
+        )
+        return spec, TrainingData(x, graph, library)
+
+    @property
+    def source(self) -> str:
+        return self.expression.source
+
+    @property
+    def extra_dims(self) -> tuple[int, ...]:
+        return tuple(len(m.index) for m in self.extras)
+
+    @property
+    def n_input(self) -> int:
+        return len(self.expression.index) + sum(self.extra_dims)
+
+    def features(self, adata: AnnData) -> np.ndarray:
+        """Network input of new cells, read and scaled as in training."""
+        mat = self._expression(adata)
+        x = self.expression.apply(mat)
+        blocks = []
+        for key, spec in zip(self.extra_rep, self.extras, strict=True):
+            if key not in adata.obsm:
+                msg = f"`extra_rep={key!r}` is not in `adata.obsm` (keys: {list(adata.obsm)}); the model was trained with it."
+                raise KeyError(msg)
+            blocks.append(spec.apply(_read.get_extra_features(adata, key)))
+        return np.hstack([x, *blocks]) if blocks else x
+
+    def graph(self, adata: AnnData) -> sparse.csr_matrix:
+        """The validated cell graph of new cells (the training key, or squidpy's / scanpy's default)."""
+        return _read.get_graph(adata, _read.resolve_connectivity_key(adata, self.connectivity_key))
+
+    def _expression(self, adata: AnnData):
+        if self.source == f"obsm['{PCA_KEY}']":
+            return self._pca(adata)
+        mat, source = _read.get_features(adata, use_rep=self.use_rep, layer=self.layer)
+        if source != self.source:
+            msg = f"The model was trained on {self.source} but `adata` gives {source}; pass the same input."
+            raise ValueError(msg)
+        names = list(map(str, adata.var_names))
+        if self.var_names is not None and names != list(self.var_names):
+            position = {g: i for i, g in enumerate(names)}
+            if len(position) == len(names) and all(g in position for g in self.var_names):
+                # Every training gene is there: match by name (another order, or more genes).
+                logger.info("Selecting the model's %d genes from `adata.var_names` by name.", len(self.var_names))
+                mat = mat[:, [position[g] for g in self.var_names]]
+            elif mat.shape[1] == self.expression.n_features:
+                warnings.warn(
+                    "`adata.var_names` differ from the training data's; features are matched by position.",
+                    UserWarning,
+                    stacklevel=5,
+                )
+        return mat
+
+    def _pca(self, adata: AnnData) -> np.ndarray:
+        """A PCA input of new cells on the *training* PCs: their own ``X_pca`` only if it is that PCA."""
+        proj = self.projection
+        if proj is None:
+            msg = (
+                f"The model was trained on obsm['{PCA_KEY}'] of data without `varm['PCs']`, so it cannot verify "
+                f"that `adata.obsm['{PCA_KEY}']` is the same PCA. Train on genes (`use_rep='X'`), or on a PCA "
+                "computed with `sc.pp.pca` (which stores the loadings) so that new cells can be projected."
+            )
+            raise ValueError(msg)
+        if PCA_KEY in adata.obsm and proj.same_pca(adata):
+            return _read.get_features(adata, use_rep=PCA_KEY, layer=None)[0]
+        projected = proj.project(adata)
+        if projected is not None:
+            logger.info("Projected `adata` onto the training PCs from its %d genes.", len(proj.var_names))
+            return projected
+        how = (
+            f"pass cells whose `X` holds the {len(proj.var_names):,} training genes of the PCA, preprocessed as "
+            f"the training data was ({'raw counts' if proj.counts else 'normalised, not raw counts'}), and ssc "
+            "projects them onto the training PCs"
+            if proj.offset is not None
+            else "project the cells onto the training PCs yourself (`sc.tl.ingest`, or `(X - mean) @ PCs` of "
+            "the training data) and copy the training `varm['PCs']` to `adata`, or train on genes (`use_rep='X'`)"
+        )
+        msg = (
+            f"The model was trained on obsm['{PCA_KEY}'], and `adata` does not hold that PCA: its `varm['PCs']` "
+            f"{'are missing' if 'PCs' not in adata.varm else 'differ from the training loadings'}, so its "
+            f"`obsm['{PCA_KEY}']` (if any) is another coordinate system. To predict, {how}."
+        )
+        raise ValueError(msg)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable part (the projection's arrays are saved by :meth:`arrays`)."""
+        return {
+            "use_rep": self.use_rep,
+            "layer": self.layer,
+            "connectivity_key": self.connectivity_key,
+            "spatial_graph": self.spatial_graph,
+            "has_var_names": self.var_names is not None,
+            "expression": self.expression.to_dict(),
+            "extra_rep": list(self.extra_rep),
+            "extras": [m.to_dict() for m in self.extras],
+            "library_key": self.library_key,
+            "projection": None
+            if self.projection is None
+            else {
+                "n_genes": len(self.projection.var_names),
+                "has_offset": self.projection.offset is not None,
+                "counts": self.projection.counts,
+            },
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The projection's arrays (empty without one), for an ``.npz`` file."""
+        if self.projection is None:
+            return {}
+        out = {"pca_var_names": np.asarray(self.projection.var_names, dtype=str), "pca_loadings": self.projection.loadings}
+        if self.projection.offset is not None:
+            out["pca_offset"] = self.projection.offset
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict, *, var_names: list[str] | None, arrays: dict[str, np.ndarray]) -> InputSpec:
+        """Rebuild from :meth:`to_dict`, the gene list and :meth:`arrays`, checking every value."""
+        keys = ("use_rep", "layer", "connectivity_key", "spatial_graph", "has_var_names", "expression")
+        _require_keys(values, (*keys, "extra_rep", "extras", "library_key", "projection"), "input")
+        for key in ("use_rep", "layer", "library_key"):
+            if values[key] is not None and not isinstance(values[key], str):
+                raise ValueError(f"`input['{key}']` must be a string or null, got {values[key]!r}.")
+        if not isinstance(values["connectivity_key"], str) or not isinstance(values["spatial_graph"], bool):
+            raise ValueError("`input['connectivity_key']` must be a string and `input['spatial_graph']` a bool.")
+        expression = ModalitySpec.from_dict(values["expression"], name="input['expression']")
+        extra_rep, extras = values["extra_rep"], values["extras"]
+        if not isinstance(extra_rep, list) or not isinstance(extras, list) or len(extra_rep) != len(extras):
+            raise ValueError("`input['extra_rep']` and `input['extras']` must be lists of the same length.")
+        if not all(isinstance(k, str) for k in extra_rep):
+            raise ValueError("`input['extra_rep']` must list `obsm` keys.")
+        if values["has_var_names"] != (var_names is not None):
+            raise ValueError("The saved gene list does not match `input['has_var_names']`.")
+        if var_names is not None and len(var_names) != expression.n_features:
+            raise ValueError(f"The saved gene list has {len(var_names)} names, expected {expression.n_features}.")
+        projection = None
+        if values["projection"] is not None:
+            names, loadings = arrays.get("pca_var_names"), arrays.get("pca_loadings")
+            offset = arrays.get("pca_offset")
+            if (
+                names is None
+                or loadings is None
+                or loadings.ndim != 2
+                or loadings.shape != (len(names), expression.n_features)
+                or not np.isfinite(loadings).all()
+                or (offset is not None and (offset.shape != (loadings.shape[1],) or not np.isfinite(offset).all()))
+            ):
+                raise ValueError("The saved PCA projection is incomplete or does not match the input width.")
+            counts = values["projection"].get("counts") if isinstance(values["projection"], dict) else None
+            if not isinstance(counts, bool):
+                raise ValueError("`input['projection']['counts']` must be a bool.")
+            projection = Projection(tuple(map(str, names)), loadings.astype(np.float32), offset, counts)
+        return cls(
+            use_rep=values["use_rep"],
+            layer=values["layer"],
+            connectivity_key=values["connectivity_key"],
+            spatial_graph=values["spatial_graph"],
+            var_names=None if var_names is None else tuple(var_names),
+            expression=expression,
+            extra_rep=tuple(extra_rep),
+            extras=tuple(ModalitySpec.from_dict(m, name=f"input['extras'][{i}]") for i, m in enumerate(extras)),
+            library_key=values["library_key"],
+            projection=projection,
+        )
+
+
+def _sample_rows(x) -> np.ndarray:
+    """Up to ``_PCA_CHECK_CELLS`` evenly spaced rows of ``x``, dense float64."""
+    cells = np.linspace(0, x.shape[0] - 1, min(x.shape[0], _PCA_CHECK_CELLS)).astype(np.int64)
+    sample = x[cells]
+    return np.asarray(sample.toarray() if sparse.issparse(sample) else sample, dtype=np.float64)
+
+
+def _whole_numbers(sample: np.ndarray) -> bool:
+    """Whether every value of ``sample`` is a whole number >= 0 (raw counts)."""
+    return bool((sample >= 0).all() and np.array_equal(sample, np.round(sample)))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_keys(values, keys, name: str) -> None:
+    if not isinstance(values, dict):
+        raise ValueError(f"`{name}` must be a JSON object, got {type(values).__name__}.")
+    missing = sorted(set(keys) - set(values))
+    if missing:
+        raise ValueError(f"`{name}` lacks the key(s) {missing}.")

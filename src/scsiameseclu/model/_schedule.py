@@ -1,0 +1,171 @@
+"""The one training schedule: pre-train the Siamese encoder, seed the prototypes, train jointly.
+
+It runs over a batch source (:class:`~scsiameseclu.model._batches.FullGraph` or
+:class:`~scsiameseclu.model._batches.SampledNeighbourhoods`) and does not know which one; one
+optimisation step per epoch in both.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
+from ._init import initial_prototypes
+
+logger = logging.getLogger("scsiameseclu")
+
+
+def step_generator(random_state: int, device: torch.device) -> torch.Generator:
+    """The generator of every training step's augmentation and sampling noise (on ``device``)."""
+    return torch.Generator(device=device).manual_seed(random_state)
+
+
+def sampler_generator(random_state: int) -> torch.Generator:
+    """The CPU generator that draws mini-batch seeds and subsamples, independent of the step noise."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(random_state).generate_state(1)[0]))
+
+
+@dataclass
+class TrainingRecord:
+    """What ran: per-epoch loss terms, timings, the stopping record and the batch settings."""
+
+    mode: str = "full"
+    batch_size: int | None = None  # seeds per step (mini-batch); None for the whole graph
+    n_hops: int | None = None  # neighbourhood hops per step (mini-batch)
+    mean_batch_cells: float = 0.0
+    loss: list[float] = field(default_factory=list)
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    label_change: list[float] = field(default_factory=list)
+    stopped_epoch: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    # Mean log-likelihood of the final mixture from each start (the higher one is kept).
+    mixture_log_likelihood: dict[str, float] = field(default_factory=dict)
+
+    def record(self, loss: float, terms: dict[str, float]) -> None:
+        self.loss.append(loss)
+        for k, v in terms.items():
+            self.terms.setdefault(k, [float("nan")] * (len(self.loss) - 1)).append(v)
+        for v in self.terms.values():
+            if len(v) < len(self.loss):
+                v.append(float("nan"))
+
+
+def labels_settled(record: TrainingRecord, labels: torch.Tensor, new: torch.Tensor, tol: float, step: int) -> bool:
+    """Record the fraction of labels changed since the last check; ``True`` (and the stop step) below ``tol``."""
+    change = float((new != labels).float().mean())
+    record.label_change.append(change)
+    if change >= tol:
+        return False
+    record.stopped_epoch = step
+    logger.info("Stopped at step %d: %.4f of labels changed.", step, change)
+    return True
+
+
+def seed_prototypes(
+    net: SiameseNetwork, optimizer, z: np.ndarray, train: TrainConfig, random_state: int, n_clusters_fn=None
+) -> None:
+    """After pre-training: choose k (``n_clusters_fn``), seed the prototypes from embedding ``z``, lower the lr."""
+    if n_clusters_fn is not None and (k := int(n_clusters_fn(z))) != net.n_clusters:
+        # The prototypes had no gradient yet; swap the tensor in the optimiser too.
+        group = optimizer.param_groups[0]
+        group["params"] = [p for p in group["params"] if p is not net.prototypes]
+        net.set_n_clusters(k)
+        optimizer.add_param_group({"params": [net.prototypes]})
+    centres = initial_prototypes(z, net.n_clusters, random_state, train.init)
+    net.set_prototypes(torch.as_tensor(centres, dtype=net.prototypes.dtype, device=net.prototypes.device))
+    for group in optimizer.param_groups:
+        group["lr"] = train.learning_rate * train.cluster_lr_scale
+
+
+def _optimise(optimizer, out, record: TrainingRecord, bar) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    optimizer.step()
+    record.record(float(out.loss.detach()), out.terms)
+    bar.update()
+    bar.set_postfix(loss=f"{record.loss[-1]:.3f}")
+
+
+def fit(
+    net: SiameseNetwork,
+    source,
+    *,
+    augment: AugmentConfig,
+    train: TrainConfig,
+    random_state: int,
+    n_clusters_fn=None,
+    show_progress_bar: bool = True,
+) -> TrainingRecord:
+    """Train ``net`` in place on the batches of ``source``.
+
+    1. Pre-training (``train.n_epochs_pretrain`` steps): correlation, reconstruction and (with
+       weight ``w_contrastive_pretrain``) contrastive terms on two augmented views.
+    2. Prototypes: k chosen by ``n_clusters_fn`` (``embedding -> k``) when given, prototypes
+       seeded from the clean embedding of ``source.embed_init``, learning rate lowered.
+    3. Clustering (up to ``train.n_epochs_cluster`` steps): all terms plus the swapped
+       assignment term on Sinkhorn targets whose cluster sizes follow a running estimate (pulled
+       towards uniform by ``balance``); stops when fewer than ``tol`` of the labels of
+       ``source.check_labels`` change between checks, every ``check_every`` steps.
+    """
+    record = TrainingRecord(mode=source.mode, batch_size=source.batch_size, n_hops=source.n_hops)
+    generator = step_generator(random_state, source.device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
+    n_total = train.n_epochs_pretrain + train.n_epochs_cluster
+    bar = tqdm(total=n_total, desc="ssc", disable=not show_progress_bar, leave=False)
+    net.train()
+
+    t0 = time.perf_counter()
+    pretrain = replace(train, w_contrastive=train.w_contrastive_pretrain)
+    for _ in range(train.n_epochs_pretrain):
+        b = source.batch()
+        out = training_step(net, b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library)
+        _optimise(optimizer, out, record, bar)
+    record.seconds["pretrain"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    z = source.embed_init(net)
+    seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, n_clusters_fn)
+    with torch.no_grad():
+        init_labels = net.cluster_scores(z.to(source.device)).argmax(1)
+    sizes = torch.bincount(init_labels, minlength=net.n_clusters).float() / init_labels.numel()
+    labels = source.check_labels(net, init_labels)
+    record.seconds["init_prototypes"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    uniform = torch.full_like(sizes, 1.0 / net.n_clusters)
+    for epoch in range(train.n_epochs_cluster):
+        target = (1 - train.balance) * sizes + train.balance * uniform
+        b = source.batch()
+        out = training_step(
+            net,
+            b.x,
+            b.pairs,
+            augment,
+            train,
+            generator,
+            cluster=True,
+            cluster_weights=target,
+            edge_index=b.edge_index,
+            library=b.library,
+        )
+        _optimise(optimizer, out, record, bar)
+        # Running estimate of cluster sizes from the seeds (a uniform sample of cells).
+        step_sizes = out.assignments[: b.n_seeds].mean(0).detach()
+        sizes = train.size_momentum * sizes + (1 - train.size_momentum) * step_sizes
+        if (epoch + 1) % train.check_every == 0:
+            new = source.check_labels(net)
+            stop = labels_settled(record, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
+            labels = new
+            if stop:
+                break
+    record.seconds["cluster"] = time.perf_counter() - t0
+    record.mean_batch_cells = float(getattr(source, "mean_batch_cells", source.x.shape[0]))
+    bar.close()
+    net.eval()
+    return record
