@@ -108,3 +108,31 @@ def test_each_table_marks_its_own_best(tmp_path):
     ari, nmi, acc = (text.split(f"## {h}")[1].split("##")[0] for h in ("ARI", "NMI", "ACC"))
     assert "**0.500 (1)**" in ari and "**0.900**" in nmi and "**0.800**" in acc
     assert "**0.500**" not in nmi + acc
+
+
+def test_cell_types_table_marks_best_mean_per_protocol():
+    from benchmarks.cell_types import table
+
+    runs = [
+        {"dataset": "d", "protocol": p, "method": m, "seed": s, "ari": a}
+        for p, m, a in (("standard", "kmeans", 0.9), ("standard", "ssc", 0.5), ("legacy", "kmeans", 0.4), ("legacy", "ssc", 0.6))
+        for s in (0, 1)
+    ]
+    lines = table(runs).splitlines()
+    standard = next(line for line in lines if "| standard |" in line)
+    legacy = next(line for line in lines if "| legacy |" in line)
+    assert "**0.900 ± 0.000 (2)**" in standard and "**" not in standard.split("|")[-2]
+    assert "**0.600 ± 0.000 (2)**" in legacy
+
+
+@pytest.mark.slow
+def test_cell_types_standard_protocol():
+    from benchmarks.cell_types import load
+
+    name = "baron_mouse_pancreas1_baron2016"
+    if not (SHARED_DATA / f"{name}.h5ad").exists():
+        pytest.skip("shared data not available")
+    adata, labels = load(name, "standard")
+    assert adata.n_vars == 2000 and adata.obsm["X_pca"].shape[1] == 50 and len(labels) == adata.n_obs
+    assert abs(float(adata.X.mean())) < 0.05 and float(adata.X.max()) <= 10  # scaled, clipped
+    assert "connectivities" in adata.obsp

@@ -1,15 +1,9 @@
 """Where training steps and inference passes get their cells: the whole graph, or neighbourhoods.
 
 :class:`FullGraph` gives every step the whole graph. :class:`SampledNeighbourhoods` is the
-mini-batch source for large data, with memory linear in cells and edges.
-
-Every optimisation step (and every inference chunk) works on the subgraph induced by a set of
-seed cells and their neighbourhood of ``n_gat_layers + n_hops`` hops (the receptive field of
-the graph encoder), so the seeds' clean embeddings are exactly what the whole graph gives them.
-Inference keeps only the seeds' rows. Training takes its losses over every cell of the subgraph
-(cells at its rim see part of their neighbourhood, much like a stronger edge drop) and its
-running estimate of cluster sizes from the seeds alone, a uniform sample of cells. The adjacency
-stays on the CPU as CSR; only a batch's features and edges move to the device.
+mini-batch source for large data, with memory linear in cells and edges. Chunked inference
+(:func:`embed_chunked`) embeds each chunk of seed cells on the subgraph of their receptive
+field (``n_gat_layers + n_hops`` hops), so the result is exactly the whole graph's.
 """
 
 from __future__ import annotations

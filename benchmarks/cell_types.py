@@ -1,0 +1,208 @@
+"""Cell types under the preprocessing scanpy users run, against the simple baselines.
+
+    python -m benchmarks.cell_types [--datasets NAME ...] [--seeds 0 1 2 3 4] [--protocols standard legacy]
+        [--methods kmeans gmm leiden ssc] [--variant NAME JSON] [--out benchmarks/results]
+
+Protocols (the same for every method; labels are read for scoring only):
+
+``standard``
+    scanpy's tutorial flow: ``filter_genes(min_cells=3)``, ``normalize_total`` (counts only),
+    ``log1p``, 2,000 highly variable genes (subset), ``scale(max_value=10)``, ``pca(50)``.
+``legacy``
+    the peer table's preprocessing (:func:`benchmarks.datasets.load`): ``normalize_total``,
+    ``log1p``, ``pca(50)``, no gene selection and no scaling.
+
+Graphs as in :func:`benchmarks.datasets.load`: scanpy's 15-NN graph on the PCA for scRNA-seq,
+squidpy's 6-NN spatial graph for spatial sets (where ssc runs with ``graph_weight=0``, the
+README's choice for cell types, and Leiden on a 15-NN expression graph). Methods: k-means on
+the PCA (``n_init=10``), a full-covariance GMM on the PCA, Leiden with the resolution bisected to
+the true k, and ssc with its defaults (``--variant`` adds ssc with extra keyword arguments,
+for experiments). Each (dataset, protocol, method) runs its seeds in one process, on one torch
+thread, each seed on a fresh copy of the data; results are appended to ``cell_types.jsonl`` and
+summarised in ``cell_types.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL_TYPE_SETS = [
+    "baron_mouse_pancreas1_baron2016",
+    "cbmc_citeseq_stoeckius2017_top2000",
+    "cite_pbmc_10x_scdcc_top2000",
+    "pbmc4k_10x_top2000",
+    "worm_neuron_cao2017",
+    "merfish_hypothalamus_moffitt2018_animal1",
+]
+N_TOP_GENES = 2000
+
+
+def load(name: str, protocol: str):
+    """The dataset under ``protocol`` with its cell graph; returns the AnnData and the labels."""
+    import logging
+    import warnings
+
+    import scanpy as sc
+
+    from benchmarks.datasets import SHARED_DATA
+    from benchmarks.datasets import load as legacy_load
+
+    if protocol == "legacy":
+        return legacy_load(name)
+    if protocol != "standard":
+        raise ValueError(f"unknown protocol {protocol!r}")
+    adata = sc.read_h5ad(SHARED_DATA / f"{name}.h5ad")
+    labels = adata.obs["label"].astype(str).to_numpy()
+    sc.pp.filter_genes(adata, min_cells=3)
+    if adata.uns.get("X_is_integer_counts", True):
+        sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    if adata.n_vars > N_TOP_GENES:
+        sc.pp.highly_variable_genes(adata, n_top_genes=N_TOP_GENES)
+        adata = adata[:, adata.var["highly_variable"]].copy()
+    sc.pp.scale(adata, max_value=10)
+    sc.pp.pca(adata, n_comps=min(50, adata.n_vars - 1), random_state=0)
+    if "spatial" in adata.obsm:
+        import squidpy as sq
+
+        logging.getLogger("squidpy").setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
+    else:
+        sc.pp.neighbors(adata, n_neighbors=15, random_state=0)
+    return adata, labels
+
+
+def runs(name: str, protocol: str, method: str, seeds: list[int], variant: dict) -> list[dict]:
+    """Every seed of one method on one dataset, the data loaded once (runs are independent)."""
+    import torch
+
+    torch.set_num_threads(1)
+    data = load(name, protocol)
+    return [one_run(data, name, protocol, method, seed, variant) for seed in seeds]
+
+
+def one_run(data, name: str, protocol: str, method: str, seed: int, variant: dict) -> dict:
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    adata, labels = data[0].copy(), data[1]
+    k = len(np.unique(labels))
+    t0 = time.perf_counter()
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        pred = KMeans(k, n_init=10, random_state=seed).fit_predict(adata.obsm["X_pca"])
+    elif method == "gmm":
+        from sklearn.mixture import GaussianMixture
+
+        x = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
+        pred = GaussianMixture(k, random_state=seed).fit(x).predict(x)
+    elif method == "leiden":
+        import scanpy as sc
+
+        from benchmarks.methods._leiden import leiden_k
+
+        if "connectivities" not in adata.obsp:
+            sc.pp.neighbors(adata, n_neighbors=15, use_rep="X_pca", random_state=0)
+        pred = leiden_k(adata, k, seed)[0]
+    else:  # ssc, or an ssc variant
+        import scsiameseclu as ssc
+
+        kwargs = dict(variant)
+        if "spatial_connectivities" in adata.obsp:
+            kwargs.setdefault("graph_weight", 0.0)
+        ssc.tl.siamese_cluster(adata, n_clusters=k, random_state=seed, show_progress_bar=False, **kwargs)
+        pred = adata.obs["ssc"].to_numpy()
+    return {
+        "dataset": name,
+        "protocol": protocol,
+        "method": method,
+        "seed": seed,
+        "n_obs": int(adata.n_obs),
+        "n_vars": int(adata.n_vars),
+        "ari": float(adjusted_rand_score(labels, pred)),
+        "nmi": float(normalized_mutual_info_score(labels, pred)),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def table(runs: list[dict]) -> str:
+    import pandas as pd
+
+    df = pd.DataFrame(runs)
+    agg = df.groupby(["dataset", "protocol", "method"]).ari.agg(["mean", "std", "count"]).reset_index()
+    methods = list(dict.fromkeys(df["method"]))
+    lines = [
+        "| dataset | protocol | " + " | ".join(methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for (dataset, protocol), g in agg.groupby(["dataset", "protocol"], sort=False):
+        cells = {r.method: r for r in g.itertuples()}
+        best = max(cells.values(), key=lambda r: r.mean).method
+        row = []
+        for m in methods:
+            r = cells.get(m)
+            if r is None:
+                row.append("—")
+                continue
+            text = f"{r.mean:.3f}" + (f" ± {r.std:.3f}" if r.count > 1 else "") + f" ({r.count})"
+            row.append(f"**{text}**" if m == best else text)
+        lines.append(f"| {dataset} | {protocol} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="*", default=CELL_TYPE_SETS)
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--protocols", nargs="*", default=["standard", "legacy"])
+    parser.add_argument("--methods", nargs="*", default=["kmeans", "gmm", "leiden", "ssc"])
+    parser.add_argument("--variant", nargs=2, action="append", default=[], metavar=("NAME", "JSON"))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        name, protocol, method, variant = args.one
+        for run in runs(name, protocol, method, args.seeds, json.loads(variant)):
+            print(json.dumps(run), flush=True)
+        return
+    runs_file = args.out / "cell_types.jsonl"
+    variants = {m: {} for m in args.methods} | {name: json.loads(kw) for name, kw in args.variant}
+    for name in args.datasets:
+        for protocol in args.protocols:
+            for method, variant in variants.items():
+                seeds = [str(s) for s in args.seeds]
+                res = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.cell_types", "--one", name, protocol, method, json.dumps(variant),
+                     "--seeds", *seeds],
+                    capture_output=True, text=True, check=False, cwd=ROOT,
+                )  # fmt: skip
+                if res.returncode != 0:
+                    sys.stderr.write(res.stderr[-3000:])
+                    sys.exit(f"{name} {protocol} {method} failed")
+                for line in res.stdout.splitlines():
+                    if not line.startswith('{"dataset"'):  # libraries may print to stdout
+                        continue
+                    run = json.loads(line) | {"variant": variant}
+                    with runs_file.open("a") as f:
+                        f.write(json.dumps(run) + "\n")
+                    sys.stderr.write(f"{name} {protocol} {method} seed={run['seed']} ARI={run['ari']:.3f}\n")
+    all_runs = [json.loads(line) for line in runs_file.read_text().splitlines() if line.strip()]
+    (args.out / "cell_types.md").write_text(
+        "# Cell types: ssc and the simple baselines under two preprocessing protocols\n\n"
+        "`python -m benchmarks.cell_types` (protocols in its docstring); ARI mean ± std (runs), "
+        "one torch thread per run, true k; best mean per row in bold.\n\n" + table(all_runs) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
