@@ -45,12 +45,9 @@ N_TOP_GENES = 2000
 
 def load(name: str, protocol: str):
     """The dataset under ``protocol`` with its cell graph; returns the AnnData and the labels."""
-    import logging
-    import warnings
-
     import scanpy as sc
 
-    from benchmarks.datasets import SHARED_DATA
+    from benchmarks.datasets import SHARED_DATA, cell_graph
     from benchmarks.datasets import load as legacy_load
 
     if protocol == "legacy":
@@ -68,15 +65,7 @@ def load(name: str, protocol: str):
         adata = adata[:, adata.var["highly_variable"]].copy()
     sc.pp.scale(adata, max_value=10)
     sc.pp.pca(adata, n_comps=min(50, adata.n_vars - 1), random_state=0)
-    if "spatial" in adata.obsm:
-        import squidpy as sq
-
-        logging.getLogger("squidpy").setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
-    else:
-        sc.pp.neighbors(adata, n_neighbors=15, random_state=0)
+    cell_graph(adata)
     return adata, labels
 
 

@@ -43,6 +43,12 @@ def load(name: str):
         sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     sc.pp.pca(adata, n_comps=min(50, adata.n_vars - 1), random_state=0)
+    cell_graph(adata)
+    return adata, labels
+
+
+def cell_graph(adata) -> None:
+    """squidpy's 6-nearest-neighbour spatial graph for spatial sets, else scanpy's 15-NN graph on the PCA."""
     if "spatial" in adata.obsm:
         import squidpy as sq
 
@@ -52,7 +58,6 @@ def load(name: str):
             sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
     else:
         sc.pp.neighbors(adata, n_neighbors=15, random_state=0)
-    return adata, labels
 
 
 def n_true(labels: np.ndarray) -> int:

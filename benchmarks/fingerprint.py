@@ -29,13 +29,11 @@ def one_run(name: str, seed: int) -> dict:
 
     import scsiameseclu as ssc
     from benchmarks.datasets import DATASETS, load, n_true
-    from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT
+    from benchmarks.methods._ssc import user_choice
 
     torch.set_num_threads(1)
     adata, labels = load(name)
-    kwargs = {}
-    if "spatial_connectivities" in adata.obsp and DATASETS[name] == "cell types":
-        kwargs["graph_weight"] = CELL_TYPE_GRAPH_WEIGHT
+    kwargs = user_choice(adata, DATASETS[name])
     ssc.tl.siamese_cluster(adata, n_clusters=n_true(labels), random_state=seed, show_progress_bar=False, **kwargs)
     pred = adata.obs["ssc"].cat.codes.to_numpy().astype(np.int64)
     z = np.ascontiguousarray(adata.obsm["X_ssc"], dtype=np.float32)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "benchmarks" / "results"
 
-from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT  # noqa: E402
+from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT, user_choice  # noqa: E402
 
 
 def one_run(name: str, seed: int) -> dict:
@@ -34,9 +34,7 @@ def one_run(name: str, seed: int) -> dict:
 
     torch.set_num_threads(1)
     adata, labels = load(name)
-    kwargs = {}
-    if "spatial_connectivities" in adata.obsp and DATASETS[name] == "cell types":
-        kwargs["graph_weight"] = CELL_TYPE_GRAPH_WEIGHT
+    kwargs = user_choice(adata, DATASETS[name])
     ssc.tl.siamese_cluster(adata, n_clusters=None, random_state=seed, show_progress_bar=False, **kwargs)
     uns = adata.uns["ssc"]
     return {

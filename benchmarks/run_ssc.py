@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT  # noqa: E402
+from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT, user_choice  # noqa: E402
 
 
 def one_run(name: str, seed: int) -> dict:
@@ -36,10 +36,7 @@ def one_run(name: str, seed: int) -> dict:
     t0 = time.perf_counter()
     adata, labels = load(name)
     t_prep = time.perf_counter() - t0
-    spatial = "spatial_connectivities" in adata.obsp
-    kwargs = {}
-    if spatial and DATASETS[name] == "cell types":
-        kwargs["graph_weight"] = CELL_TYPE_GRAPH_WEIGHT
+    kwargs = user_choice(adata, DATASETS[name])
     t1 = time.perf_counter()
     ssc.tl.siamese_cluster(adata, n_clusters=n_true(labels), random_state=seed, show_progress_bar=False, **kwargs)
     t_ssc = time.perf_counter() - t1
