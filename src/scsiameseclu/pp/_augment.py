@@ -44,9 +44,6 @@ def augment(
     connectivity_key
         ``obsp`` key of the graph; default ``spatial_connectivities`` if present, else
         ``connectivities``.
-    mask_rate, noise_std, edge_drop_rate, edge_add_rate, edge_add_mode
-        ``None`` takes the training default of :class:`~scsiameseclu.module.AugmentConfig`
-        (0.2, 0.0, 0.2, 0.05, ``"similar"``), so that the view shown is the one training draws.
     mask_rate
         Fraction of expression entries (per cell, per feature) set to zero. For sparse input only
         stored entries can change (masking a zero is a no-op), so the output stays sparse.
@@ -60,6 +57,10 @@ def augment(
     edge_add_mode
         ``"similar"``: of 10 random candidate pairs per added edge, the most similar in expression
         (cosine) are kept; ``"random"``: uniformly random pairs.
+
+        For these five, ``None`` takes the training default of
+        :class:`~scsiameseclu.module.AugmentConfig` (0.2, 0.0, 0.2, 0.05, ``"similar"``), so that
+        the view shown is the one training draws.
     key_added
         Name of the outputs.
     random_state
