@@ -118,8 +118,7 @@ class Projection:
             sub = x[:, rows]
             sample = _sample_rows(sub)
             counts = _whole_numbers(sample)
-            cells = np.linspace(0, adata.n_obs - 1, min(adata.n_obs, _PCA_CHECK_CELLS)).astype(np.int64)
-            target = np.asarray(pca[cells], dtype=np.float64)
+            target = np.asarray(pca[_sample_cells(adata.n_obs)], dtype=np.float64)
             projected = sample @ pcs[rows]
             candidate = (projected - target).mean(0)
             if np.abs(projected - candidate - target).max() <= _PCA_CHECK_RTOL * max(float(np.abs(target).max()), 1e-12):
@@ -406,10 +405,14 @@ class InputSpec:
         )
 
 
+def _sample_cells(n: int) -> np.ndarray:
+    """Up to ``_PCA_CHECK_CELLS`` evenly spaced cell indices of ``n`` (fixed: no random draw)."""
+    return np.linspace(0, n - 1, min(n, _PCA_CHECK_CELLS)).astype(np.int64)
+
+
 def _sample_rows(x) -> np.ndarray:
-    """Up to ``_PCA_CHECK_CELLS`` evenly spaced rows of ``x``, dense float64."""
-    cells = np.linspace(0, x.shape[0] - 1, min(x.shape[0], _PCA_CHECK_CELLS)).astype(np.int64)
-    sample = x[cells]
+    """The rows :func:`_sample_cells` picks from ``x``, dense float64."""
+    sample = x[_sample_cells(x.shape[0])]
     return np.asarray(sample.toarray() if sparse.issparse(sample) else sample, dtype=np.float64)
 
 
