@@ -1,7 +1,7 @@
 """Cell types under the preprocessing scanpy users run, against the simple baselines.
 
     python -m benchmarks.cell_types [--datasets NAME ...] [--seeds 0 1 2 3 4] [--protocols standard legacy]
-        [--methods kmeans gmm leiden ssc] [--variant NAME JSON] [--out benchmarks/results]
+        [--methods kmeans gmm leiden ssc] [--variant NAME JSON] [--subsample N] [--out benchmarks/results]
 
 Protocols (the same for every method; labels are read for scoring only):
 
@@ -14,7 +14,9 @@ Protocols (the same for every method; labels are read for scoring only):
 
 Graphs as in :func:`benchmarks.datasets.load`: scanpy's 15-NN graph on the PCA for scRNA-seq,
 squidpy's 6-NN spatial graph for spatial sets (where ssc runs with ``graph_weight=0``, the
-README's choice for cell types, and Leiden on a 15-NN expression graph). Methods: k-means on
+README's choice for cell types, and Leiden on a 15-NN expression graph; tissue-domain sets keep
+the defaults). ``--subsample N`` draws N cells per seed (with that seed) before preprocessing, for
+the small-data check; the true k is then the number of labels among them. Methods: k-means on
 the PCA (``n_init=10``), a full-covariance GMM on the PCA, Leiden with the resolution bisected to
 the true k, and ssc with its defaults (``--variant`` adds ssc with extra keyword arguments,
 for experiments). Each (dataset, protocol, method) runs its seeds in one process, on one torch
@@ -41,20 +43,29 @@ CELL_TYPE_SETS = [
     "merfish_hypothalamus_moffitt2018_animal1",
 ]
 N_TOP_GENES = 2000
+#: What each ssc column of the table ran, for columns whose code is no longer the default.
+COLUMNS = {
+    "ssc": "ssc with its defaults since issue 27 (cell types: no clustering stage, 10 k-means starts of the final mixture)",
+    "ssc_before": "ssc before issue 27 (commit 07accc2): clustering stage for cell types, mixture from the prototypes only",
+    "ssc_kmeans_starts": "clustering stage kept (`n_epochs_cluster=100`), 10 k-means starts of the final mixture",
+    "ssc_gw0": "ssc before issue 27 with `graph_weight=0`",
+    "ssc_kmeans_init": "ssc before issue 27 with `train_kwargs={'init': 'kmeans'}`",
+    "ssc_balance0": "ssc before issue 27 with `train_kwargs={'balance': 0}`",
+}
 
 
-def load(name: str, protocol: str):
+def load(name: str, protocol: str, *, subsample: int | None = None, seed: int = 0):
     """The dataset under ``protocol`` with its cell graph; returns the AnnData and the labels."""
     import scanpy as sc
 
-    from benchmarks.datasets import SHARED_DATA, cell_graph
+    from benchmarks.datasets import cell_graph, read
     from benchmarks.datasets import load as legacy_load
 
     if protocol == "legacy":
-        return legacy_load(name)
+        return legacy_load(name, subsample=subsample, seed=seed)
     if protocol != "standard":
         raise ValueError(f"unknown protocol {protocol!r}")
-    adata = sc.read_h5ad(SHARED_DATA / f"{name}.h5ad")
+    adata = read(name, subsample=subsample, seed=seed)
     labels = adata.obs["label"].astype(str).to_numpy()
     sc.pp.filter_genes(adata, min_cells=3)
     if adata.uns.get("X_is_integer_counts", True):
@@ -69,13 +80,21 @@ def load(name: str, protocol: str):
     return adata, labels
 
 
-def runs(name: str, protocol: str, method: str, seeds: list[int], variant: dict) -> list[dict]:
-    """Every seed of one method on one dataset, the data loaded once (runs are independent)."""
+def runs(
+    name: str, protocol: str, method: str, seeds: list[int], variant: dict, subsample: int | None = None
+) -> list[dict]:
+    """Every seed of one method on one dataset, the data loaded once (per seed when subsampled)."""
     import torch
 
     torch.set_num_threads(1)
-    data = load(name, protocol)
-    return [one_run(data, name, protocol, method, seed, variant) for seed in seeds]
+    if subsample is None:
+        data = load(name, protocol)
+        return [one_run(data, name, protocol, method, seed, variant) for seed in seeds]
+    return [
+        one_run(load(name, protocol, subsample=subsample, seed=seed), name, protocol, method, seed, variant)
+        | {"subsample": subsample}
+        for seed in seeds
+    ]
 
 
 def one_run(data, name: str, protocol: str, method: str, seed: int, variant: dict) -> dict:
@@ -104,10 +123,10 @@ def one_run(data, name: str, protocol: str, method: str, seed: int, variant: dic
         pred = leiden_k(adata, k, seed)[0]
     else:  # ssc, or an ssc variant
         import scsiameseclu as ssc
+        from benchmarks.datasets import DATASETS
+        from benchmarks.methods._ssc import user_choice
 
-        kwargs = dict(variant)
-        if "spatial_connectivities" in adata.obsp:
-            kwargs.setdefault("graph_weight", 0.0)
+        kwargs = user_choice(adata, DATASETS[name]) | dict(variant)
         ssc.tl.siamese_cluster(adata, n_clusters=k, random_state=seed, show_progress_bar=False, **kwargs)
         pred = adata.obs["ssc"].to_numpy()
     return {
@@ -127,6 +146,9 @@ def table(runs: list[dict]) -> str:
     import pandas as pd
 
     df = pd.DataFrame(runs)
+    if "subsample" in df:  # a subsampled run is its own row
+        sub = df["subsample"].fillna(0).astype(int)
+        df["dataset"] = df["dataset"].where(sub == 0, df["dataset"] + " (" + sub.astype(str) + " cells)")
     agg = df.groupby(["dataset", "protocol", "method"]).ari.agg(["mean", "std", "count"]).reset_index()
     methods = list(dict.fromkeys(df["method"]))
     lines = [
@@ -156,12 +178,14 @@ def main() -> None:
     parser.add_argument("--protocols", nargs="*", default=["standard", "legacy"])
     parser.add_argument("--methods", nargs="*", default=["kmeans", "gmm", "leiden", "ssc"])
     parser.add_argument("--variant", nargs=2, action="append", default=[], metavar=("NAME", "JSON"))
+    parser.add_argument("--subsample", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         name, protocol, method, variant = args.one
-        for run in runs(name, protocol, method, args.seeds, json.loads(variant)):
+        subsample = int(args.subsample) if args.subsample else None
+        for run in runs(name, protocol, method, args.seeds, json.loads(variant), subsample):
             print(json.dumps(run), flush=True)
         return
     runs_file = args.out / "cell_types.jsonl"
@@ -172,7 +196,7 @@ def main() -> None:
                 seeds = [str(s) for s in args.seeds]
                 res = subprocess.run(
                     [sys.executable, "-m", "benchmarks.cell_types", "--one", name, protocol, method, json.dumps(variant),
-                     "--seeds", *seeds],
+                     "--seeds", *seeds, *(["--subsample", str(args.subsample)] if args.subsample else [])],
                     capture_output=True, text=True, check=False, cwd=ROOT,
                 )  # fmt: skip
                 if res.returncode != 0:
@@ -185,11 +209,21 @@ def main() -> None:
                     with runs_file.open("a") as f:
                         f.write(json.dumps(run) + "\n")
                     sys.stderr.write(f"{name} {protocol} {method} seed={run['seed']} ARI={run['ari']:.3f}\n")
+    report(args.out)
+
+
+def report(out: Path) -> None:
+    """Write ``cell_types.md`` from every run stored in ``cell_types.jsonl``."""
+    runs_file = out / "cell_types.jsonl"
     all_runs = [json.loads(line) for line in runs_file.read_text().splitlines() if line.strip()]
-    (args.out / "cell_types.md").write_text(
+    (out / "cell_types.md").write_text(
         "# Cell types: ssc and the simple baselines under two preprocessing protocols\n\n"
         "`python -m benchmarks.cell_types` (protocols in its docstring); ARI mean ± std (runs), "
-        "one torch thread per run, true k; best mean per row in bold.\n\n" + table(all_runs) + "\n"
+        "one torch thread per run, true k; best mean per row in bold. Rows named with a cell count ran on a "
+        "random subsample of that size, drawn anew per seed.\n\n"
+        + table(all_runs)
+        + "\n\nColumns:\n\n"
+        + "".join(f"- `{m}`: {COLUMNS[m]}\n" for m in dict.fromkeys(r["method"] for r in all_runs) if m in COLUMNS)
     )
 
 

@@ -31,13 +31,24 @@ def available() -> list[str]:
     return [name for name in DATASETS if (SHARED_DATA / f"{name}.h5ad").exists()]
 
 
-def load(name: str):
+def read(name: str, *, subsample: int | None = None, seed: int = 0):
+    """The raw dataset, or ``subsample`` of its cells drawn with ``seed`` (before any preprocessing)."""
+    adata = sc.read_h5ad(SHARED_DATA / f"{name}.h5ad")
+    if subsample is not None and subsample < adata.n_obs:
+        keep = np.sort(np.random.default_rng(seed).choice(adata.n_obs, subsample, replace=False))
+        adata = adata[keep].copy()
+    return adata
+
+
+def load(name: str, *, subsample: int | None = None, seed: int = 0):
     """Read, normalise (counts only), log1p, PCA (≤ 50 components) and build the cell graph.
 
     Spatial sets get squidpy's 6-nearest-neighbour spatial graph; scRNA-seq sets scanpy's 15-NN
-    graph on the PCA. Returns the AnnData and the labels (never passed to a method).
+    graph on the PCA. ``subsample`` cells (drawn with ``seed``) are kept before preprocessing, as
+    a user with a small dataset would run it. Returns the AnnData and the labels (never passed to
+    a method).
     """
-    adata = sc.read_h5ad(SHARED_DATA / f"{name}.h5ad")
+    adata = read(name, subsample=subsample, seed=seed)
     labels = adata.obs["label"].astype(str).to_numpy()
     if adata.uns.get("X_is_integer_counts", True):
         sc.pp.normalize_total(adata)

@@ -212,12 +212,14 @@ block of coordinates per modality (the default since that change; before it they
 random weights, which gave PBMC 0.597 ± 0.112 on the RNA graph and 0.549 ± 0.061 on the joint
 graph, CBMC 0.590 ± 0.035 and 0.651 ± 0.066) and, like the RNA rows, pre-train without the
 contrastive term (the cell-type default since commit 1b3c802). The Leiden rows do not depend on
-ssc; seeds 0-2 were kept from the run at commit c084e3a. The ssc rows were rerun when the Leiden
+ssc. The ssc rows were rerun when the Leiden
 seeding of the prototypes moved to the shared-neighbour graph of the embedding (commit 41863e1);
 with scanpy's UMAP-weighted graph (commit 3c10934) RNA + ADT gave PBMC 0.636 ± 0.012 (RNA graph)
 and 0.492 ± 0.068 (joint graph), CBMC 0.679 ± 0.077 and 0.705 ± 0.001. "ssc, RNA" rows are run
-here with one thread, like the RNA + ADT rows; the peer table's rows (two threads) are shown
-beside them.
+here with one thread, like the RNA + ADT rows; with `--reuse-rna` the peer table's rows (two
+threads) are shown beside them. Since issue 27 cell types skip the clustering stage and the final
+mixture adds 10 k-means starts; the ssc rows at commit 3a1c881, with the stage and seeds 0-4,
+were PBMC 0.607 (RNA), 0.620 (RNA + ADT), 0.458 (joint graph) and CBMC 0.631, 0.720, 0.688.
 """
 
 SLICE_NOTES = """The two files hold different 5,000-gene panels; the joint AnnData keeps the 2,340 genes

@@ -279,12 +279,25 @@ def test_final_assignment(tissue, final):
     assert adjusted_rand_score(tissue.obs["domain"], tissue.obs["ssc"]) > 0.5
 
 
-def test_mixture_second_start_in_domain_mode_only(knn):
-    # Cell types: prototypes seeded from Leiden communities, the mixture starts from them alone.
+def test_mixture_starts_by_target(knn, tissue):
+    # Cell types: no clustering stage (every step pre-trains); prototypes seeded from Leiden
+    # communities; the mixture starts from them and from k-means partitions of the embedding, and
+    # the likeliest fit is kept.
     ssc.tl.siamese_cluster(knn, n_clusters=4, **FAST)
-    assert knn.uns["ssc"]["params"]["init"] == "leiden"
-    assert knn.uns["ssc"]["mixture"]["start"] == "prototypes"
-    assert set(knn.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes"}
+    uns = knn.uns["ssc"]
+    assert uns["params"]["init"] == "leiden"
+    assert (uns["params"]["n_epochs_pretrain"], uns["params"]["n_epochs_cluster"]) == (30, 0)
+    assert len(uns["label_change"]) == 0
+    n_starts = uns["params"]["mixture_kmeans_starts"]
+    assert n_starts > 0
+    log_lik = uns["mixture"]["log_likelihood"]
+    assert set(log_lik) == {"prototypes", *(f"kmeans{i}" for i in range(n_starts))}
+    assert uns["mixture"]["start"] == max(log_lik, key=log_lik.get)
+    # Tissue domains: prototypes from k-means, a Leiden start, no k-means starts.
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    assert tissue.uns["ssc"]["params"]["mixture_kmeans_starts"] == 0
+    assert tissue.uns["ssc"]["params"]["n_epochs_cluster"] == 12 and len(tissue.uns["ssc"]["label_change"]) > 0
+    assert set(tissue.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes", "leiden"}
 
 
 def test_mixture_leiden_start_on_a_subsample(tissue):

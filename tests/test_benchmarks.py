@@ -123,6 +123,10 @@ def test_cell_types_table_marks_best_mean_per_protocol():
     legacy = next(line for line in lines if "| legacy |" in line)
     assert "**0.900 ± 0.000 (2)**" in standard and "**" not in standard.split("|")[-2]
     assert "**0.600 ± 0.000 (2)**" in legacy
+    # A subsampled run is a row of its own.
+    lines = table([*runs, {"dataset": "d", "protocol": "standard", "method": "ssc", "seed": 0, "ari": 0.7, "subsample": 250}])
+    small = [line for line in lines.splitlines() if "| d (250 cells) | standard |" in line]
+    assert len(small) == 1 and "**0.700 (1)**" in small[0]
 
 
 @pytest.mark.slow
@@ -136,3 +140,7 @@ def test_cell_types_standard_protocol():
     assert adata.n_vars == 2000 and adata.obsm["X_pca"].shape[1] == 50 and len(labels) == adata.n_obs
     assert abs(float(adata.X.mean())) < 0.05 and float(adata.X.max()) <= 10  # scaled, clipped
     assert "connectivities" in adata.obsp
+    small, small_labels = load(name, "standard", subsample=250, seed=1)
+    again, _ = load(name, "standard", subsample=250, seed=1)
+    assert small.n_obs == 250 == len(small_labels) and (small.obs_names == again.obs_names).all()
+    assert set(small.obs_names) <= set(adata.obs_names)

@@ -60,3 +60,37 @@ def test_fixed_k_run_does_not_compile_umap():
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
+
+
+def test_final_mixture_kmeans_starts_recover_unequal_populations():
+    # A large population (600 cells) and two small, nearby ones (60, 40): prototypes that split
+    # the large one and merge the two small ones start EM in an optimum it does not fully leave;
+    # k-means starts find a likelier fit that keeps every population whole (labels are never
+    # read by the fit).
+    import torch
+
+    from scsiameseclu.model import Limits
+    from scsiameseclu.model._final_mixture import fit_final_mixture
+    from scsiameseclu.module import NetworkConfig, SiameseNetwork
+
+    rng = np.random.default_rng(0)
+    sizes = [600, 60, 40]
+    centres = np.array([[-10.0, 0.0], [0.0, 3.0], [0.0, -3.0]])
+    truth = np.repeat(np.arange(3), sizes)
+    z = torch.as_tensor(centres[truth] + rng.normal(size=(truth.size, 2)), dtype=torch.float32)
+
+    def fit(kmeans_starts: int):
+        net = SiameseNetwork(5, 3, NetworkConfig(n_hidden=4, n_latent=2))
+        net.set_prototypes(torch.tensor([[-1.0, 0.1], [-1.0, -0.1], [1.0, 0.0]]))
+        log_lik = fit_final_mixture(
+            net, z, leiden_start=False, kmeans_starts=kmeans_starts, limits=Limits(), random_state=0, device="cpu"
+        )
+        return log_lik, net.soft_assign(z, 1.0).argmax(1).numpy()
+
+    alone, labels_alone = fit(0)
+    several, labels = fit(5)
+    assert list(alone) == ["prototypes"] and list(several) == ["prototypes", *(f"kmeans{i}" for i in range(5))]
+    assert several["prototypes"] == alone["prototypes"]
+    assert max(several.values()) > alone["prototypes"] + 0.1
+    assert adjusted_rand_score(truth, labels) > 0.99
+    assert adjusted_rand_score(truth, labels_alone) < 0.98

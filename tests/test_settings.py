@@ -12,18 +12,20 @@ from scsiameseclu.module import AugmentConfig, NetworkConfig, TrainConfig
 
 
 @pytest.mark.parametrize(
-    ("spatial", "graph_weight", "target", "init", "w_pre", "weight"),
+    ("spatial", "graph_weight", "target", "init", "w_pre", "n_cluster", "starts", "weight"),
     [
-        (True, None, "domains", "kmeans", 0.5, 0.8),
-        (False, None, "cell types", "leiden", 0.0, 0.5),
-        (True, 0.0, "cell types", "leiden", 0.0, 0.0),
-        (True, 0.4, "cell types", "leiden", 0.0, 0.4),
-        (False, 0.9, "cell types", "leiden", 0.0, 0.9),
+        (True, None, "domains", "kmeans", 0.5, 100, 0, 0.8),
+        (False, None, "cell types", "leiden", 0.0, 0, 10, 0.5),
+        (True, 0.0, "cell types", "leiden", 0.0, 0, 10, 0.0),
+        (True, 0.4, "cell types", "leiden", 0.0, 0, 10, 0.4),
+        (False, 0.9, "cell types", "leiden", 0.0, 0, 10, 0.9),
     ],
 )
-def test_auto_rules_resolved_once(spatial, graph_weight, target, init, w_pre, weight):
+def test_auto_rules_resolved_once(spatial, graph_weight, target, init, w_pre, n_cluster, starts, weight):
     s = ModelSettings.resolve(n_clusters=5, spatial_graph=spatial, graph_weight=graph_weight)
-    assert (s.target, s.train.init, s.train.w_contrastive_pretrain, s.graph_weight) == (target, init, w_pre, weight)
+    train = s.train
+    resolved = (s.target, train.init, train.w_contrastive_pretrain, train.n_epochs_cluster, train.mixture_kmeans_starts)
+    assert (*resolved, s.graph_weight) == (target, init, w_pre, n_cluster, starts, weight)
     assert s.network.graph_weight == s.graph_weight  # one value, stored once per config that needs it
 
 
@@ -37,6 +39,11 @@ def test_explicit_values_win_over_auto_rules():
 def test_max_epochs_split():
     s = ModelSettings.resolve(n_clusters=3, spatial_graph=True, max_epochs=10)
     assert (s.train.n_epochs_pretrain, s.train.n_epochs_cluster) == (6, 4)
+    # Cell types have no clustering stage: every step is pre-training.
+    s = ModelSettings.resolve(n_clusters=3, spatial_graph=False, max_epochs=10)
+    assert (s.train.n_epochs_pretrain, s.train.n_epochs_cluster) == (10, 0)
+    s = ModelSettings.resolve(n_clusters=3, spatial_graph=False, train_kwargs={"n_epochs_cluster": 7})
+    assert s.train.n_epochs_cluster == 7  # an explicit value wins
     with pytest.raises(ValueError, match="either `max_epochs`"):
         ModelSettings.resolve(n_clusters=3, spatial_graph=True, max_epochs=10, train_kwargs={"n_epochs_cluster": 3})
 
@@ -58,6 +65,9 @@ def test_network_kwargs_cannot_shadow_arguments(key):
         ("train_kwargs", {"init": "random"}, ValueError, "init"),
         ("train_kwargs", {"final_assignment": "gmm"}, ValueError, "final_assignment"),
         ("train_kwargs", {"w_contrastive_pretrain": -1}, ValueError, "w_contrastive_pretrain"),
+        ("train_kwargs", {"mixture_kmeans_starts": 2.5}, TypeError, "mixture_kmeans_starts"),
+        ("train_kwargs", {"mixture_kmeans_starts": -1}, ValueError, "mixture_kmeans_starts"),
+        ("train_kwargs", {"n_epochs_cluster": -1}, ValueError, "n_epochs_cluster"),
         ("augment_kwargs", {"edge_add_rate": 1e9}, ValueError, "edge_add_rate"),
         ("augment_kwargs", {"mask_rate": True}, TypeError, "mask_rate"),
         ("network_kwargs", {"n_hidden": 2.5}, TypeError, "n_hidden"),

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import torch
+from sklearn.cluster import KMeans
 from torch.nn import functional as F
 
 from ..module import SiameseNetwork, fit_tied_mixture, mixture_posterior
@@ -16,18 +17,27 @@ logger = logging.getLogger("scsiameseclu")
 
 
 def fit_final_mixture(
-    net: SiameseNetwork, z: torch.Tensor, *, leiden_start: bool, limits: Limits, random_state: int, device
+    net: SiameseNetwork,
+    z: torch.Tensor,
+    *,
+    leiden_start: bool,
+    kmeans_starts: int,
+    limits: Limits,
+    random_state: int,
+    device,
 ) -> dict[str, float]:
     """Fit the network's final mixture on the embedding ``z``; returns each start's mean log-likelihood.
 
-    EM starts from the prototypes' labels and, with ``leiden_start`` (tissue domains, whose
-    prototypes come from k-means), also from Leiden communities (k parts) of the embedding, which
+    EM starts from the prototypes' labels; with ``leiden_start`` (tissue domains, whose
+    prototypes come from k-means) also from Leiden communities (k parts) of the embedding, which
     follow the data's own population sizes where balanced prototypes split a large domain and
-    merge a small one; the likelier fit is kept (labels are never read). For cell types the
-    prototypes already descend from Leiden communities, so a second start adds nothing. The
-    mixture is fitted on a fixed random subsample of at most ``limits.mixture_max_cells`` cells;
-    Leiden runs on at most ``limits.leiden_start_max_cells`` of them, and a mixture fitted on its
-    partition gives the start for the rest.
+    merge a small one; and from ``kmeans_starts`` k-means partitions of ``z`` (one k-means++ draw
+    each), because EM from a single start stays in the optimum nearest to it, and on cell types,
+    whose populations differ in size by two orders of magnitude, the prototypes' near-balanced
+    partition is rarely the likeliest. The likeliest fit over all starts is kept (labels are never
+    read). The mixture is fitted on a fixed random subsample of at most
+    ``limits.mixture_max_cells`` cells; Leiden runs on at most ``limits.leiden_start_max_cells``
+    of them, and a mixture fitted on its partition gives the start for the rest.
     """
     rng = np.random.default_rng(random_state)
     if z.shape[0] > limits.mixture_max_cells:
@@ -46,5 +56,14 @@ def fit_final_mixture(
             codes = torch.tensor(communities, dtype=torch.long, device=z.device)  # a copy: scanpy's are read-only
             resp = F.one_hot(codes, net.n_clusters).to(z.dtype)
             starts.append(mixture_posterior(z, *fit_tied_mixture(z[sub], resp)))
+    names = ["prototypes", *(["leiden"] if len(starts) else [])]
+    if kmeans_starts:
+        z_np = z.cpu().numpy()
+        for i, seed in enumerate(rng.integers(0, 2**31 - 1, size=kmeans_starts)):
+            labels = KMeans(net.n_clusters, n_init=1, random_state=int(seed)).fit_predict(z_np)
+            starts.append(
+                F.one_hot(torch.as_tensor(labels, dtype=torch.long, device=z.device), net.n_clusters).to(z.dtype)
+            )
+            names.append(f"kmeans{i}")
     log_liks = net.fit_mixture(z, starts)
-    return dict(zip(("prototypes", "leiden"), log_liks, strict=False))
+    return dict(zip(names, log_liks, strict=True))

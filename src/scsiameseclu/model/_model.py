@@ -372,6 +372,7 @@ class SiameseClusterModel:
                 net,
                 self._latent[0],
                 leiden_start=settings.train.init == "kmeans",
+                kmeans_starts=settings.train.mixture_kmeans_starts,
                 limits=settings.limits,
                 random_state=seed,
                 device=device,

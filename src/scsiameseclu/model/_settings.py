@@ -20,7 +20,12 @@ from ..module import AugmentConfig, NetworkConfig, TrainConfig
 GRAPH_WEIGHT_SPATIAL = 0.8
 #: On an expression kNN graph an even prior, so that the learned gate can lean on expression.
 GRAPH_WEIGHT_KNN = 0.5
-#: Share of ``max_epochs`` spent pre-training (the rest is the clustering stage).
+#: Extra k-means starts of the final mixture for cell types (``mixture_kmeans_starts``).
+MIXTURE_KMEANS_STARTS_CELL_TYPES = 10
+#: Steps of the clustering stage for tissue domains; cell types skip it (``n_epochs_cluster``).
+N_EPOCHS_CLUSTER_DOMAINS = 100
+#: Share of ``max_epochs`` spent pre-training for tissue domains (the rest is the clustering
+#: stage); for cell types every step is pre-training.
 PRETRAIN_SHARE = 0.6
 
 DOMAINS = "domains"
@@ -128,7 +133,12 @@ class ModelSettings:
           and the contrastive term on in pre-training; cell types: Leiden communities with k
           parts (they follow the data's own population sizes) and the contrastive term only in
           the clustering stage.
-        - ``max_epochs`` splits into :data:`PRETRAIN_SHARE` pre-training, the rest clustering.
+        - Cell types skip the clustering stage (``n_epochs_cluster=0``) and add
+          :data:`MIXTURE_KMEANS_STARTS_CELL_TYPES` k-means starts to the final mixture: the
+          stage's near-balanced transport splits large populations and merges rare ones, and
+          the mixture labels the pre-trained embedding better (``docs/method.md``).
+        - ``max_epochs`` splits into :data:`PRETRAIN_SHARE` pre-training and the rest clustering
+          for tissue domains, and is all pre-training for cell types.
         """
         from .._validation import check_fraction, check_int
 
@@ -140,23 +150,28 @@ class ModelSettings:
             if key in network_kwargs:
                 msg = f"`network_kwargs[{key!r}]` is set from the arguments; pass `{instead}` instead."
                 raise ValueError(msg)
+        target = DOMAINS if spatial_graph and graph_weight >= 0.5 else CELL_TYPES
         if max_epochs is not None:
             max_epochs = check_int("max_epochs", max_epochs, 2)
             for key in ("n_epochs_pretrain", "n_epochs_cluster"):
                 if key in train_kwargs:
                     msg = f"Pass either `max_epochs` or `train_kwargs[{key!r}]`, not both."
                     raise ValueError(msg)
-            n_pre = int(round(PRETRAIN_SHARE * max_epochs))
+            n_pre = int(round(PRETRAIN_SHARE * max_epochs)) if target == DOMAINS else max_epochs
             train_kwargs.update(n_epochs_pretrain=n_pre, n_epochs_cluster=max_epochs - n_pre)
         network = from_dict(NetworkConfig, {**network_kwargs, "graph_weight": graph_weight}, name="network_kwargs")
         network = replace(network, extra_dims=tuple(extra_dims))
         augment = from_dict(AugmentConfig, dict(augment_kwargs or {}), name="augment_kwargs")
         train = from_dict(TrainConfig, train_kwargs, name="train_kwargs")
-        target = DOMAINS if spatial_graph and graph_weight >= 0.5 else CELL_TYPES
         if train.init == "auto":
             train = replace(train, init="kmeans" if target == DOMAINS else "leiden")
         if train.w_contrastive_pretrain is None:
             train = replace(train, w_contrastive_pretrain=train.w_contrastive if target == DOMAINS else 0.0)
+        if train.n_epochs_cluster is None:
+            train = replace(train, n_epochs_cluster=N_EPOCHS_CLUSTER_DOMAINS if target == DOMAINS else 0)
+        if train.mixture_kmeans_starts is None:
+            starts = MIXTURE_KMEANS_STARTS_CELL_TYPES if target == CELL_TYPES else 0
+            train = replace(train, mixture_kmeans_starts=starts)
         return cls(n_clusters, graph_weight, target, network, augment, train, limits or Limits())
 
     def minibatch(self, n_obs: int, batch_size: int | None) -> bool:
@@ -220,10 +235,16 @@ def defaults_table(symbols: dict[str, str] | None = None) -> str:
         rows.append(f"| `{name}` | {symbols.get(name, '')} | {default} | {where} |")
 
     row("graph_weight", f"{GRAPH_WEIGHT_SPATIAL} on a spatial graph, {GRAPH_WEIGHT_KNN} otherwise", "argument")
-    row("max_epochs", f"split {PRETRAIN_SHARE:.0%} pre-training, the rest clustering", "argument")
+    row(
+        "max_epochs",
+        f"tissue domains: {PRETRAIN_SHARE:.0%} pre-training, the rest clustering; cell types: all pre-training",
+        "argument",
+    )
     auto = {
         "init": "`'kmeans'` for tissue domains, `'leiden'` for cell types",
         "w_contrastive_pretrain": "`w_contrastive` for tissue domains, 0 for cell types",
+        "n_epochs_cluster": f"{N_EPOCHS_CLUSTER_DOMAINS} for tissue domains, 0 for cell types",
+        "mixture_kmeans_starts": f"0 for tissue domains, {MIXTURE_KMEANS_STARTS_CELL_TYPES} for cell types",
         "graph_weight": "from the argument `graph_weight`",
         "extra_dims": "from `extra_rep`",
     }

@@ -2,7 +2,8 @@
 
 Each config checks the type and range of every field when it is built, so that a wrong value is
 refused with its name before any work starts. Defaults that depend on the data or on the user's
-target (``graph_weight``, ``init``, ``w_contrastive_pretrain``) are resolved by the model layer
+target (``graph_weight``, ``init``, ``w_contrastive_pretrain``, ``n_epochs_cluster``,
+``mixture_kmeans_starts``) are resolved by the model layer
 (:class:`~scsiameseclu.model.ModelSettings`), not here.
 """
 
@@ -98,7 +99,10 @@ class TrainConfig:
     """Optimisation schedule and loss weights."""
 
     n_epochs_pretrain: int = 150
-    n_epochs_cluster: int = 100
+    # Steps of the clustering stage; None: resolved from the target by the model layer (cell
+    # types skip the stage: its balanced transport splits large populations and merges rare
+    # ones, and the final mixture labels the pre-trained embedding better).
+    n_epochs_cluster: int | None = None
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     w_correlation: float = 1.0
@@ -133,10 +137,15 @@ class TrainConfig:
     # head's labels and, for tissue domains, from Leiden communities, and the likelier fit is
     # kept) or "prototypes" (the OT head's cosine prototypes).
     final_assignment: str = "mixture"
+    # Extra starts of the final mixture's EM from k-means partitions of the embedding (one
+    # k-means++ draw each); the likeliest fit over every start is kept. None: resolved from the
+    # target by the model layer.
+    mixture_kmeans_starts: int | None = None
 
     def __post_init__(self):
-        for name in ("n_epochs_pretrain", "n_epochs_cluster"):
-            _check_number(self, name, integer=True)
+        _check_number(self, "n_epochs_pretrain", integer=True)
+        if self.n_epochs_cluster is not None:
+            _check_number(self, "n_epochs_cluster", integer=True)
         for name in ("contrastive_max_cells", "sinkhorn_iters", "check_every"):
             _check_number(self, name, lo=1, integer=True)
         for name in ("learning_rate", "contrastive_temperature", "cluster_temperature", "sinkhorn_epsilon", "tol"):
@@ -145,6 +154,8 @@ class TrainConfig:
             _check_number(self, name)
         if self.w_contrastive_pretrain is not None:
             _check_number(self, "w_contrastive_pretrain")
+        if self.mixture_kmeans_starts is not None:
+            _check_number(self, "mixture_kmeans_starts", integer=True)
         for name in ("balance", "size_momentum"):
             _check_number(self, name, hi=1.0)
         _check_number(self, "cluster_lr_scale", lo_open=True)
