@@ -65,6 +65,7 @@ BAD = {
     "device_type": (lambda a: None, {"device": 3}, TypeError, "device"),
     "random_state": (lambda a: None, {"random_state": "x"}, TypeError, "random_state"),
     "key_added": (lambda a: None, {"key_added": ""}, TypeError, "key_added"),
+    "key_added_slash": (lambda a: None, {"key_added": "run/1"}, ValueError, "key_added"),
     "train_kwargs": (lambda a: None, {"train_kwargs": {"nope": 1}}, ValueError, "train_kwargs"),
 }
 
@@ -178,6 +179,8 @@ def test_augment_bad_input(tissue):
         ssc.pp.augment(tissue, edge_add_mode="nope")
     with pytest.raises(ValueError, match="mask_rate"):
         ssc.pp.augment(tissue, mask_rate=-0.1)
+    with pytest.raises(ValueError, match="key_added"):
+        ssc.pp.augment(tissue, key_added="run/1")  # h5ad could not read it back
     assert_unchanged(tissue, before)
 
 

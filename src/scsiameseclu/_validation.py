@@ -83,6 +83,11 @@ def check_key_added(key_added) -> str:
     if not isinstance(key_added, str) or not key_added:
         msg = f"`key_added` must be a non-empty string, got {key_added!r}."
         raise TypeError(msg)
+    # h5ad and zarr read "/" in a key as a group separator: such a key is written without error
+    # and then fails to read back, so it is refused before any work.
+    if "/" in key_added:
+        msg = f"`key_added` must not contain '/' (h5ad and zarr cannot read such a key back), got {key_added!r}."
+        raise ValueError(msg)
     return key_added
 
 

@@ -62,7 +62,7 @@ def augment(
         :class:`~scsiameseclu.module.AugmentConfig` (0.2, 0.0, 0.2, 0.05, ``"similar"``), so that
         the view shown is the one training draws.
     key_added
-        Name of the outputs.
+        Name of the outputs; it may not contain ``/``, which h5ad and zarr cannot read back.
     random_state
         Seed; the global RNG state is not changed.
     copy

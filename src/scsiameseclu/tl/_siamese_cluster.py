@@ -109,7 +109,7 @@ def siamese_cluster(
     random_state
         Seed; the same seed gives identical results on CPU. The global RNG state is not changed.
     key_added
-        Name of the results.
+        Name of the results; it may not contain ``/``, which h5ad and zarr cannot read back.
     show_progress_bar
         Show a tqdm bar over epochs.
     return_model
