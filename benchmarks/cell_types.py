@@ -184,8 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         name, protocol, method, variant = args.one
-        subsample = int(args.subsample) if args.subsample else None
-        for run in runs(name, protocol, method, args.seeds, json.loads(variant), subsample):
+        for run in runs(name, protocol, method, args.seeds, json.loads(variant), args.subsample):
             print(json.dumps(run), flush=True)
         return
     runs_file = args.out / "cell_types.jsonl"

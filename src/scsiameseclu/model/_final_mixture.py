@@ -43,7 +43,7 @@ def fit_final_mixture(
     if z.shape[0] > limits.mixture_max_cells:
         z = z[np.sort(rng.choice(z.shape[0], limits.mixture_max_cells, replace=False))]
     z = z.to(device)
-    starts = []
+    starts, names = [], ["prototypes"]  # the prototypes' start is added by `fit_mixture`
     if leiden_start:
         sub = np.sort(rng.choice(z.shape[0], min(z.shape[0], limits.leiden_start_max_cells), replace=False))
         communities = leiden_partition(z[sub].cpu().numpy(), net.n_clusters, random_state=random_state)
@@ -53,17 +53,20 @@ def fit_final_mixture(
                 net.n_clusters,
             )
         else:
-            codes = torch.tensor(communities, dtype=torch.long, device=z.device)  # a copy: scanpy's are read-only
-            resp = F.one_hot(codes, net.n_clusters).to(z.dtype)
+            resp = _one_hot(communities, net.n_clusters, z)
             starts.append(mixture_posterior(z, *fit_tied_mixture(z[sub], resp)))
-    names = ["prototypes", *(["leiden"] if len(starts) else [])]
+            names.append("leiden")
     if kmeans_starts:
         z_np = z.cpu().numpy()
         for i, seed in enumerate(rng.integers(0, 2**31 - 1, size=kmeans_starts)):
             labels = KMeans(net.n_clusters, n_init=1, random_state=int(seed)).fit_predict(z_np)
-            starts.append(
-                F.one_hot(torch.as_tensor(labels, dtype=torch.long, device=z.device), net.n_clusters).to(z.dtype)
-            )
+            starts.append(_one_hot(labels, net.n_clusters, z))
             names.append(f"kmeans{i}")
     log_liks = net.fit_mixture(z, starts)
     return dict(zip(names, log_liks, strict=True))
+
+
+def _one_hot(labels, n_clusters: int, like: torch.Tensor) -> torch.Tensor:
+    """Hard labels as responsibilities on ``like``'s device and dtype (a copy: scanpy's are read-only)."""
+    codes = torch.tensor(np.asarray(labels), dtype=torch.long, device=like.device)
+    return F.one_hot(codes, n_clusters).to(like.dtype)
