@@ -16,6 +16,20 @@ FAST = {"max_epochs": 30, "show_progress_bar": False}
 logging.getLogger("squidpy").setLevel(logging.ERROR)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of many tiny runs (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    On tensors this small, intra-op threads cost far more than the work (badly so on a busy machine).
+    """
+    import torch
+
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)
+
+
 def spatial_graph(adata):
     import squidpy as sq
 

@@ -195,7 +195,7 @@ def test_return_model_and_predict_new_cells(tissue):
     np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
     assert model.predict(new).shape == (150,)
     new.var_names = [f"other_{i}" for i in range(new.n_vars)]
-    with pytest.warns(UserWarning, match="var_names"):
+    with pytest.raises(ValueError, match="var_names"):
         model.predict(new)
 
 
@@ -262,6 +262,34 @@ def test_plot_umap_only(knn):
         ssc.pl.embedding(knn, ax=[ax, ax], show=False)
     with pytest.raises(KeyError, match="siamese_cluster"):
         ssc.pl.embedding(knn, key="other", show=False)
+
+
+@pytest.fixture
+def figdir(tmp_path):
+    """scanpy's figure directory in ``tmp_path``, restored afterwards."""
+    before = sc.settings.figdir, sc.settings.plot_suffix
+    sc.settings.figdir, sc.settings.plot_suffix = tmp_path / "figdir", ""
+    yield tmp_path / "figdir"
+    sc.settings.figdir, sc.settings.plot_suffix = before
+
+
+def test_plot_save_writes_one_file_with_the_figure(tissue, tmp_path, figdir):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    ssc.pl.embedding(tissue, show=False, save="_domains.png")  # scanpy's convention: a suffix
+    assert sorted(p.name for p in figdir.iterdir()) == ["ssc_embedding_domains.png"]
+    image = plt.imread(figdir / "ssc_embedding_domains.png")
+    assert image.shape[1] > 1.5 * image.shape[0]  # both panels, side by side, in one image
+    assert image[..., :3].std() > 0.05  # not blank
+    target = tmp_path / "elsewhere" / "fig.pdf"
+    ssc.pl.embedding(tissue, show=False, save=str(target))  # a path is written exactly there
+    assert target.is_file() and target.stat().st_size > 1000
+    assert len(list(figdir.iterdir())) == 1
+    with pytest.raises(TypeError, match="save"):
+        ssc.pl.embedding(tissue, show=False, save=3)
 
 
 @pytest.mark.parametrize("final", ["mixture", "prototypes"])

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import FAST, spatial_graph
+from conftest import FAST, assert_unchanged, snapshot, spatial_graph
 from sklearn.metrics import adjusted_rand_score
 
 import scsiameseclu as ssc
@@ -133,12 +133,30 @@ def test_predict_unseen_cells(trained, split, tmp_path):
 def test_new_cells_must_match_training_input(trained, split):
     model, _ = trained
     held = split[1]
-    with pytest.raises(ValueError, match="the model was trained on 100"):
+    with pytest.raises(ValueError, match="lack 50 of the model's 100 training genes"):
         model.predict(held[:, :50].copy())
+
+
+def test_other_genes_are_an_error(trained, split):
+    # Same number of genes, other names (a new slice with its own HVG set): matching by position
+    # would give silently wrong labels, so it takes an explicit opt-in.
+    model, _ = trained
+    held = split[1]
+    expected = model.predict(held)
     renamed = held.copy()
     renamed.var_names = [f"other_{i}" for i in range(renamed.n_vars)]
-    with pytest.warns(UserWarning, match="var_names"):
-        model.predict(renamed)
+    before = snapshot(renamed)
+    for call in (model.predict, model.get_latent_representation):
+        with pytest.raises(ValueError, match="lack 100 of the model's 100.*match_genes='position'"):
+            call(renamed)
+    assert_unchanged(renamed, before)
+    np.testing.assert_array_equal(model.predict(renamed, match_genes="position"), expected)
+    other_hvg = held.copy()  # half the genes shared, the rest new
+    other_hvg.var_names = [g if i % 2 else f"new_{i}" for i, g in enumerate(held.var_names)]
+    with pytest.raises(ValueError, match="lack 50 of the model's 100"):
+        model.predict(other_hvg)
+    with pytest.raises(ValueError, match="match_genes"):
+        model.predict(held, match_genes="order")
 
 
 def test_new_cells_matched_by_gene_name(trained, split):
@@ -301,6 +319,43 @@ def test_load_errors(trained, tmp_path, damage, error, match):
         SiameseClusterModel.load(path)
 
 
+def _flip_byte(file, position):
+    data = bytearray(file.read_bytes())
+    data[int(position * len(data))] ^= 0xFF
+    file.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        # Found by tests/test_fuzz.py: a damaged tensor loaded and predicted NaN; a truncated
+        # archive raised zipfile.BadZipFile; a flipped byte in the pickle a KeyError.
+        (lambda p: _flip_byte(p / "model.pt", 0.2), "model.pt` does not match its checksum"),
+        (lambda p: _flip_byte(p / "model.pt", 0.025), "model.pt` does not match its checksum"),
+        (lambda p: _write(p, "input.npz", (p / "input.npz").read_bytes()[:100]), "input.npz` does not match"),
+        (lambda p: _edit_config(p, "sha256", value="x"), "field 'sha256'"),
+        (lambda p: _edit_config(p, "extra", value=1), "unknown field"),
+    ],
+)
+def test_damaged_files_fail_at_load(pca_model, tmp_path, damage, match):
+    model, _ = pca_model
+    path = tmp_path / "m"
+    model.save(path)
+    damage(path)
+    with pytest.raises(ValueError, match=match):
+        SiameseClusterModel.load(path)
+
+
+def test_saves_without_checksums_still_load(pca_model, tmp_path):
+    model, adata = pca_model
+    model.save(tmp_path / "m")
+    _edit_config(tmp_path / "m", "sha256", drop=True)  # as written before checksums
+    np.testing.assert_array_equal(SiameseClusterModel.load(tmp_path / "m").predict(adata), model.predict(adata))
+    (tmp_path / "m" / "input.npz").write_bytes(b"PK\x03\x04 cut")  # damaged, and no checksum to catch it
+    with pytest.raises(ValueError, match="input.npz` cannot be read"):
+        SiameseClusterModel.load(tmp_path / "m")
+
+
 def test_load_argument_errors(trained, tmp_path):
     model, _ = trained
     with pytest.raises(FileNotFoundError, match="not a directory"):
@@ -315,12 +370,12 @@ def test_load_argument_errors(trained, tmp_path):
         SiameseClusterModel.load(tmp_path / "m")
 
 
-def test_load_with_other_genes_warns(trained, split, tmp_path):
+def test_load_with_other_genes_fails(trained, split, tmp_path):
     model, _ = trained
     model.save(tmp_path / "m")
     held = split[1].copy()
     held.var_names = [f"other_{i}" for i in range(held.n_vars)]
-    with pytest.warns(UserWarning, match="var_names"):
+    with pytest.raises(ValueError, match="var_names"):
         SiameseClusterModel.load(tmp_path / "m", held)
 
 

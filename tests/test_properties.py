@@ -5,7 +5,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from anndata import AnnData
 from conftest import _equal, assert_unchanged, snapshot
 from hypothesis import HealthCheck, given, settings
@@ -17,13 +16,7 @@ import scsiameseclu as ssc
 DTYPES = [np.int32, np.int64, np.float32, np.float64]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # On tensors this small, intra-op threads cost far more than the work (badly so on a busy machine).
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @st.composite

@@ -36,6 +36,11 @@ def test_explicit_values_win_over_auto_rules():
     assert s.train.init == "leiden" and s.train.w_contrastive_pretrain == 0.1
 
 
+def test_max_epochs_bounded():
+    with pytest.raises(ValueError, match="max_epochs` must be at most 1,000,000"):
+        ModelSettings.resolve(n_clusters=3, spatial_graph=True, max_epochs=10**7)
+
+
 def test_max_epochs_split():
     s = ModelSettings.resolve(n_clusters=3, spatial_graph=True, max_epochs=10)
     assert (s.train.n_epochs_pretrain, s.train.n_epochs_cluster) == (6, 4)
@@ -73,6 +78,12 @@ def test_network_kwargs_cannot_shadow_arguments(key):
         ("network_kwargs", {"n_hidden": 2.5}, TypeError, "n_hidden"),
         ("network_kwargs", {"n_hops": -1}, ValueError, "n_hops"),
         ("train_kwargs", {"nope": 1}, ValueError, "nope"),
+        # Bounds on sizes that allocate memory, and shapes the network cannot build.
+        ("network_kwargs", {"n_hidden": 10**9}, ValueError, "n_hidden"),
+        ("network_kwargs", {"gat_heads": 3}, ValueError, "gat_heads=3` must divide `n_hidden=64"),
+        ("network_kwargs", {"n_gat_layers": 100}, ValueError, "n_gat_layers"),
+        ("train_kwargs", {"contrastive_max_cells": 10**6}, ValueError, "contrastive_max_cells"),
+        ("train_kwargs", {"n_epochs_pretrain": 2**40}, ValueError, "n_epochs_pretrain"),
     ],
 )
 def test_every_config_field_checked(kind, kwargs, error, match):

@@ -1,7 +1,6 @@
 """Every bad input gives a clear error naming the argument, and leaves `adata` unchanged."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import FAST, assert_unchanged, snapshot
 from scipy import sparse
@@ -160,12 +159,6 @@ def test_isolated_cells_warn(tissue):
     assert tissue.obs["ssc"].notna().all()
 
 
-def test_key_added_clash_overwrites(tissue):
-    tissue.obs["ssc"] = "old"
-    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
-    assert "old" not in tissue.obs["ssc"].cat.categories
-
-
 def test_duplicate_obs_names_warn(tissue):
     tissue.obs_names = ["a"] * tissue.n_obs
     with pytest.warns(UserWarning, match="unique"):
@@ -311,16 +304,6 @@ def test_backed_adata(tissue, tmp_path):
     ssc.tl.siamese_cluster(backed, n_clusters=4, **SHORT)
     assert backed.isbacked and backed.obs["ssc"].notna().all() and "X_ssc" in backed.obsm
     backed.file.close()
-
-
-def test_categorical_key_added_clash(tissue, caplog):
-    tissue.obs["ssc"] = pd.Categorical(["x", "y"] * (tissue.n_obs // 2))
-    tissue.uns["ssc_colors"] = ["#000000", "#ffffff"]
-    with caplog.at_level("WARNING", logger="scsiameseclu"):
-        ssc.tl.siamese_cluster(tissue, n_clusters=4, **SHORT)
-    assert "Overwriting" in caplog.text
-    assert set(tissue.obs["ssc"].cat.categories) <= {"0", "1", "2", "3"}
-    assert "ssc_colors" not in tissue.uns  # stale colours of the old categories are dropped
 
 
 def test_plot_spatial_key(tissue):

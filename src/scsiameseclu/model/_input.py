@@ -26,6 +26,18 @@ _PCA_CHECK_CELLS = 2_000
 _PCA_CHECK_RTOL = 1e-3
 
 
+def _std(dense: np.ndarray, axis=None):
+    """Standard deviation that does not overflow on huge values."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        std = dense.std(axis)
+    if np.isfinite(std).all():
+        return std
+    # float32 squares of values above about 1e19 overflow, which would make every cell look
+    # identical: recompute on the data divided by its peak, in float64.
+    peak = float(np.abs(dense).max())
+    return (dense / peak).std(axis, dtype=np.float64) * peak
+
+
 @dataclass(frozen=True)
 class ModalitySpec:
     """One block of the network input: its source, the columns kept and the global scale.
@@ -43,14 +55,14 @@ class ModalitySpec:
     def fit(cls, mat, source: str) -> tuple[ModalitySpec, np.ndarray]:
         """Fit on the training matrix; returns the spec and the scaled training block."""
         dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
-        keep = np.flatnonzero(dense.std(0) > 0)
+        keep = np.flatnonzero(_std(dense, axis=0) > 0)
         if keep.size == 0:
             msg = f"Every feature of {source} is constant across cells; there is nothing to cluster."
             raise ValueError(msg)
         if keep.size < dense.shape[1]:
             logger.info("Dropping %d constant feature(s) of %s.", dense.shape[1] - keep.size, source)
         dense = dense[:, keep]
-        scale = float(dense.std())
+        scale = float(_std(dense))
         spec = cls(source, int(mat.shape[1]), tuple(int(i) for i in keep), scale)
         return spec, (dense / scale).astype(np.float32)
 
@@ -255,9 +267,16 @@ class InputSpec:
     def n_input(self) -> int:
         return len(self.expression.index) + sum(self.extra_dims)
 
-    def features(self, adata: AnnData) -> np.ndarray:
-        """Network input of new cells, read and scaled as in training."""
-        mat = self._expression(adata)
+    def features(self, adata: AnnData, *, match_genes: str = "name") -> np.ndarray:
+        """Network input of new cells, read and scaled as in training.
+
+        ``match_genes="name"`` finds the training genes in ``adata.var_names`` and refuses data
+        that lacks any; ``"position"`` takes the columns in order when the names differ.
+        """
+        if match_genes not in ("name", "position"):
+            msg = f"`match_genes` must be 'name' or 'position', got {match_genes!r}."
+            raise ValueError(msg)
+        mat = self._expression(adata, match_genes)
         x = self.expression.apply(mat)
         blocks = []
         for key, spec in zip(self.extra_rep, self.extras, strict=True):
@@ -271,7 +290,7 @@ class InputSpec:
         """The validated cell graph of new cells (the training key, or squidpy's / scanpy's default)."""
         return _read.get_graph(adata, _read.resolve_connectivity_key(adata, self.connectivity_key))
 
-    def _expression(self, adata: AnnData):
+    def _expression(self, adata: AnnData, match_genes: str):
         if self.source == f"obsm['{PCA_KEY}']":
             return self._pca(adata)
         mat, source = _read.get_features(adata, use_rep=self.use_rep, layer=self.layer)
@@ -285,13 +304,28 @@ class InputSpec:
                 # Every training gene is there: match by name (another order, or more genes).
                 logger.info("Selecting the model's %d genes from `adata.var_names` by name.", len(self.var_names))
                 mat = mat[:, [position[g] for g in self.var_names]]
-            elif mat.shape[1] == self.expression.n_features:
-                warnings.warn(
-                    "`adata.var_names` differ from the training data's; features are matched by position.",
-                    UserWarning,
-                    stacklevel=5,
-                )
+            elif match_genes == "position" and mat.shape[1] == self.expression.n_features:
+                logger.info("Matching the model's %d genes by position (`match_genes='position'`).", mat.shape[1])
+            else:
+                raise ValueError(self._gene_mismatch(names, match_genes))
         return mat
+
+    def _gene_mismatch(self, names: list[str], match_genes: str) -> str:
+        """What differs between ``names`` and the training genes, and how to align them."""
+        present = set(names)
+        missing = [g for g in self.var_names if g not in present]
+        what = (
+            f"lack {len(missing):,} of the model's {len(self.var_names):,} training genes (e.g. {missing[:3]})"
+            if missing
+            else "are not unique, so the training genes cannot be found by name"
+        )
+        how = (
+            "Select the training genes by name, e.g. `adata[:, model.var_names].copy()` where they are all present "
+            "(a new HVG selection usually differs: keep the training genes instead)"
+        )
+        if match_genes == "name" and len(names) == len(self.var_names):
+            how += "; if the columns are the training genes in the same order under other names, pass `match_genes='position'`"
+        return f"`adata.var_names` {what}. {how}."
 
     def _pca(self, adata: AnnData) -> np.ndarray:
         """A PCA input of new cells on the *training* PCs: their own ``X_pca`` only if it is that PCA."""

@@ -13,13 +13,16 @@ A saved model (format version 2) is a directory with
 ``input.npz``
     For an ``obsm['X_pca']`` input, the PCA's genes, loadings and (when verified) gene means.
 
-``config.json`` is written last, so a directory without it is an incomplete save. Loading reads
-every file with a parser that cannot run code and validates every value; a problem is a
-``ValueError`` (or ``FileNotFoundError``) that names the file and the field.
+``config.json`` is written last, so a directory without it is an incomplete save; it holds the
+SHA-256 of every other file (``sha256``), so that a damaged or altered file is found at load
+rather than as wrong predictions (saves without the field, from earlier versions, load without
+the check). Loading reads every file with a parser that cannot run code and validates every
+value; a problem is a ``ValueError`` (or ``FileNotFoundError``) that names the file and the field.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -82,7 +85,8 @@ def save_model(model, dir_path, *, overwrite: bool = False) -> None:
     if path.exists() and not overwrite:
         msg = f"`dir_path={str(dir_path)!r}` already exists; pass `overwrite=True` or choose another directory."
         raise ValueError(msg)
-    text = json.dumps(model_config(model), indent=2, allow_nan=False)  # fails before anything is written
+    config = model_config(model)
+    text = json.dumps(config, indent=2, allow_nan=False)  # fails before anything is written
     path.mkdir(parents=True, exist_ok=True)
     # An interrupted overwrite must not pair new weights with an old config: drop the marker first.
     (path / CONFIG_FILE).unlink(missing_ok=True)
@@ -98,8 +102,45 @@ def save_model(model, dir_path, *, overwrite: bool = False) -> None:
         _write_atomic(path / ARRAYS_FILE, lambda p: _write_npz(p, arrays))
     else:
         (path / ARRAYS_FILE).unlink(missing_ok=True)
+    names = [MODEL_FILE] + [name for name in (VAR_NAMES_FILE, ARRAYS_FILE) if (path / name).is_file()]
+    config["sha256"] = {name: _sha256(path / name) for name in names}
+    text = json.dumps(config, indent=2, allow_nan=False)
     _write_atomic(path / CONFIG_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
     logger.info("Saved model to %s.", path)
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_files(path: Path, config: dict) -> None:
+    """Compare each file listed in ``config['sha256']`` with its checksum."""
+    if "sha256" not in config:  # saved before checksums were written
+        return
+    sums = config["sha256"]
+    if (
+        not isinstance(sums, dict)
+        or MODEL_FILE not in sums
+        or not set(sums) <= {MODEL_FILE, VAR_NAMES_FILE, ARRAYS_FILE}
+    ):
+        msg = (
+            f"`{path / CONFIG_FILE}`, field 'sha256': must map {MODEL_FILE!r} (and the other saved files) to checksums."
+        )
+        raise ValueError(msg)
+    for name, expected in sums.items():
+        file = path / name
+        if not file.is_file():
+            msg = f"`{file}` is missing; the save is incomplete."
+            raise FileNotFoundError(msg)
+        if _sha256(file) != expected:
+            msg = (
+                f"`{file}` does not match its checksum in {CONFIG_FILE}: the file was damaged or changed after saving."
+            )
+            raise ValueError(msg)
 
 
 def _write_npz(file: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -129,6 +170,12 @@ def _read_config(path: Path) -> dict:
         )
         raise ValueError(msg)
     missing = sorted({"settings", "input", "fit"} - set(config))
+    unknown = sorted(
+        set(config) - {"format", "format_version", "scsiameseclu_version", "settings", "input", "fit", "sha256"}
+    )
+    if unknown:
+        msg = f"`{file}` has unknown field(s) {unknown}."
+        raise ValueError(msg)
     if missing:
         msg = f"`{file}` lacks the field(s) {missing}; the save is corrupt."
         raise ValueError(msg)
@@ -165,20 +212,18 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(file, allow_pickle=False) as arrays:
             return {k: arrays[k] for k in arrays.files}
-    except (ValueError, OSError, EOFError) as err:
-        msg = f"`{file}` cannot be read ({err})."
+    except Exception as err:  # a damaged archive fails in many ways inside zipfile and numpy
+        msg = f"`{file}` cannot be read ({type(err).__name__}: {err})."
         raise ValueError(msg) from err
 
 
 def _read_state(path: Path, device) -> dict:
-    import pickle
-
     import torch
 
     file = path / MODEL_FILE
     try:
         state = torch.load(file, map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, TypeError) as err:
+    except Exception as err:  # a damaged file fails in many ways inside torch's weights-only unpickler
         msg = f"`{file}` cannot be read as saved weights ({type(err).__name__}: {err})."
         raise ValueError(msg) from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -208,6 +253,7 @@ def load_model(cls, dir_path, adata=None, *, device="auto"):
             raise FileNotFoundError(msg)
     device = resolve_device(device)
     config = _read_config(path)
+    _check_files(path, config)
     where = f"`{path / CONFIG_FILE}`"
     part = "settings"
     try:

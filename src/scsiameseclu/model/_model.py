@@ -358,25 +358,44 @@ class SiameseClusterModel:
             )
         record.seconds["graph_index"] = t_index
         record.seconds["train"] = time.perf_counter() - t0
+        before = dict(vars(self))
         self.network, self.device, self.record = net, device, record
+        try:
+            self._finish(pairs, seed, by_resolution)
+        except BaseException:
+            vars(self).update(before)  # the model as it was before the call
+            raise
+        return self
 
+    def _finish(self, pairs: np.ndarray, seed: int, by_resolution: dict[float, int]) -> None:
+        """After training: embed the training cells, fit the final mixture, number the clusters."""
+        import torch
+
+        from ._schedule import divergence_error
+
+        settings, net, record, device = self.settings, self.network, self.record, self.device
         t0 = time.perf_counter()
         # Embedded once: the mixture, the cluster numbering and `results` all read it.
-        self._latent = self._embed(data.x, pairs)
+        self._latent = self._embed(self.data.x, pairs)
         record.seconds["embed"] = time.perf_counter() - t0
+        if not torch.isfinite(self._latent[0]).all():
+            raise divergence_error("non-finite embedding after training", settings.train.learning_rate)
         if settings.train.final_assignment == "mixture":
             from ._final_mixture import fit_final_mixture
 
             t0 = time.perf_counter()
-            record.mixture_log_likelihood = fit_final_mixture(
-                net,
-                self._latent[0],
-                leiden_start=settings.train.init == "kmeans",
-                kmeans_starts=settings.train.mixture_kmeans_starts,
-                limits=settings.limits,
-                random_state=seed,
-                device=device,
-            )
+            try:
+                record.mixture_log_likelihood = fit_final_mixture(
+                    net,
+                    self._latent[0],
+                    leiden_start=settings.train.init == "kmeans",
+                    kmeans_starts=settings.train.mixture_kmeans_starts,
+                    limits=settings.limits,
+                    random_state=seed,
+                    device=device,
+                )
+            except torch.linalg.LinAlgError as err:  # an embedding blown up to huge, near-singular values
+                raise divergence_error(f"the final mixture failed: {err}", settings.train.learning_rate) from err
             record.seconds["mixture"] = time.perf_counter() - t0
         self._proba = self._assign(self._latent[0], pairs)
         self.fit = FitState(
@@ -387,9 +406,8 @@ class SiameseClusterModel:
             mode=record.mode,
             batch_size=record.batch_size,
             trained_on=str(device),
-            n_obs=data.n_obs,
+            n_obs=self.data.n_obs,
         )
-        return self
 
     def _check_trained(self) -> None:
         if not self.is_trained:
@@ -424,7 +442,7 @@ class SiameseClusterModel:
         proba = proba[:, list(self.fit.cluster_order)]
         return (proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)).astype(np.float32)
 
-    def _forward(self, adata: AnnData | None):
+    def _forward(self, adata: AnnData | None, match_genes: str = "name"):
         """Embedding, ordered soft assignments and gate of the training cells or of ``adata``."""
         self._check_trained()
         if adata is None:
@@ -439,22 +457,35 @@ class SiameseClusterModel:
             proba = self._proba
         else:
             val.check_adata(adata)
-            x, pairs = self.spec.features(adata), graph_to_pairs(self.spec.graph(adata))
+            x = self.spec.features(adata, match_genes=match_genes)
+            pairs = graph_to_pairs(self.spec.graph(adata))
             z, gate = self._embed(x, pairs)
             proba = self._assign(z, pairs)
         return z.numpy().astype(np.float32), self._ordered(proba), gate.numpy()
 
-    def get_latent_representation(self, adata: AnnData | None = None) -> np.ndarray:
-        """Fused embedding (cells × ``n_latent``, float32) of the training data or of ``adata``."""
-        return self._forward(adata)[0]
+    def get_latent_representation(self, adata: AnnData | None = None, *, match_genes: str = "name") -> np.ndarray:
+        """Fused embedding (cells × ``n_latent``, float32) of the training data or of ``adata``.
 
-    def predict(self, adata: AnnData | None = None, *, soft: bool = False) -> np.ndarray:
+        Parameters
+        ----------
+        adata
+            New cells with the training input and a cell graph; ``None``: the training cells.
+        match_genes
+            For a gene-level input: ``"name"`` finds the training genes in ``adata.var_names``
+            (any order, extra genes ignored) and refuses data that lacks any of them;
+            ``"position"`` takes the columns in order when the names differ (only for the same
+            genes under other names).
+        """
+        return self._forward(adata, match_genes)[0]
+
+    def predict(self, adata: AnnData | None = None, *, soft: bool = False, match_genes: str = "name") -> np.ndarray:
         """Cluster per cell, or soft assignments (cells × clusters) when ``soft``.
 
         Clusters are numbered as in ``obs[key_added]`` of the training data: 0 the largest there,
-        clusters left empty in training dropped.
+        clusters left empty in training dropped. ``adata`` and ``match_genes`` as in
+        :meth:`get_latent_representation`.
         """
-        proba = self._forward(adata)[1]
+        proba = self._forward(adata, match_genes)[1]
         return proba if soft else proba.argmax(1)
 
     def results(self) -> ClusterResults:
@@ -466,13 +497,14 @@ class SiameseClusterModel:
         t0 = time.perf_counter()
         z, proba, gate = self._forward(None)
         t_infer = time.perf_counter() - t0
-        n_found = proba.shape[1]
-        if n_found < self.fit.n_clusters_fitted:
-            logger.warning(
-                "%d of %d clusters ended up empty; %d clusters returned.",
-                self.fit.n_clusters_fitted - n_found,
-                self.fit.n_clusters_fitted,
-                n_found,
+        n_found, n_fitted = proba.shape[1], self.fit.n_clusters_fitted
+        if n_found < n_fitted:
+            warnings.warn(
+                f"{n_fitted - n_found} of {n_fitted} clusters ended up empty, so {n_found} clusters are returned "
+                "(recorded in `uns[key_added]['n_clusters']` next to 'n_clusters_fitted'). The embedding does not "
+                "separate that many groups: many identical cells, or fewer populations than asked for.",
+                UserWarning,
+                stacklevel=3,
             )
         record, fit = self.record, self.fit
         minibatch = fit.mode == "minibatch"
@@ -490,6 +522,7 @@ class SiameseClusterModel:
             uns = {
                 "params": {k: ("None" if v is None else v) for k, v in self.params().items()},
                 "n_clusters": int(n_found),
+                "n_clusters_fitted": int(n_fitted),
                 "n_clusters_estimated": self.settings.n_clusters is None,
                 "n_clusters_by_resolution": {str(r): k for r, k in fit.n_clusters_by_resolution.items()},
                 "loss": np.asarray(record.loss, dtype=np.float32),

@@ -83,13 +83,28 @@ def seed_prototypes(
         group["lr"] = train.learning_rate * train.cluster_lr_scale
 
 
-def _optimise(optimizer, out, record: TrainingRecord, bar) -> None:
+def divergence_error(where: str, learning_rate: float) -> ValueError:
+    """The error for a training run whose numbers stopped being finite; it names the learning rate."""
+    msg = (
+        f"Training diverged ({where}). Lower the learning rate: it is {learning_rate:g}; try "
+        f"`train_kwargs={{'learning_rate': {learning_rate / 10:g}}}`. `adata` was not changed."
+    )
+    return ValueError(msg)
+
+
+def _optimise(optimizer, out, record: TrainingRecord, bar, learning_rate: float) -> None:
+    # The loss is read once per step anyway (history and bar); a non-finite one stops training
+    # before the optimiser spreads it into every weight.
+    loss = float(out.loss.detach())
+    if not np.isfinite(loss):
+        bar.close()
+        raise divergence_error(f"loss {loss} at step {len(record.loss) + 1}", learning_rate)
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     optimizer.step()
-    record.record(float(out.loss.detach()), out.terms)
+    record.record(loss, out.terms)
     bar.update()
-    bar.set_postfix(loss=f"{record.loss[-1]:.3f}")
+    bar.set_postfix(loss=f"{loss:.3f}")
 
 
 def fit(
@@ -125,11 +140,14 @@ def fit(
     for _ in range(train.n_epochs_pretrain):
         b = source.batch()
         out = training_step(net, b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library)
-        _optimise(optimizer, out, record, bar)
+        _optimise(optimizer, out, record, bar, train.learning_rate)
     record.seconds["pretrain"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     z = source.embed_init(net)
+    if not torch.isfinite(z).all():  # the last step's update can make the weights non-finite
+        bar.close()
+        raise divergence_error("non-finite embedding after pre-training", train.learning_rate)
     seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, n_clusters_fn)
     with torch.no_grad():
         init_labels = net.cluster_scores(z.to(source.device)).argmax(1)
@@ -154,7 +172,7 @@ def fit(
             edge_index=b.edge_index,
             library=b.library,
         )
-        _optimise(optimizer, out, record, bar)
+        _optimise(optimizer, out, record, bar, train.learning_rate)
         # Running estimate of cluster sizes from the seeds (a uniform sample of cells).
         step_sizes = out.assignments[: b.n_seeds].mean(0).detach()
         sizes = train.size_momentum * sizes + (1 - train.size_momentum) * step_sizes

@@ -153,6 +153,9 @@ class ModelSettings:
         target = DOMAINS if spatial_graph and graph_weight >= 0.5 else CELL_TYPES
         if max_epochs is not None:
             max_epochs = check_int("max_epochs", max_epochs, 2)
+            if max_epochs > TrainConfig.MAX_EPOCHS:
+                msg = f"`max_epochs` must be at most {TrainConfig.MAX_EPOCHS:,}, got {max_epochs!r}."
+                raise ValueError(msg)
             for key in ("n_epochs_pretrain", "n_epochs_cluster"):
                 if key in train_kwargs:
                     msg = f"Pass either `max_epochs` or `train_kwargs[{key!r}]`, not both."

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import ClassVar
 
 
 def _check_number(owner, name: str, *, lo: float = 0.0, hi: float = math.inf, lo_open=False, hi_open=False, integer=False):
@@ -59,6 +60,11 @@ class AugmentConfig:
 class NetworkConfig:
     """Sizes of the Siamese network."""
 
+    #: Largest hidden or latent width, and most GAT layers, heads or hops: upper bounds that keep
+    #: a typo from allocating weights or activations of many gigabytes.
+    MAX_WIDTH: ClassVar[int] = 4096
+    MAX_DEPTH: ClassVar[int] = 16
+
     n_hidden: int = 64
     n_latent: int = 32
     n_gat_layers: int = 2
@@ -75,9 +81,14 @@ class NetworkConfig:
     extra_dims: tuple[int, ...] = ()
 
     def __post_init__(self):
-        for name in ("n_hidden", "n_latent", "n_gat_layers", "gat_heads"):
-            _check_number(self, name, lo=1, integer=True)
-        _check_number(self, "n_hops", integer=True)
+        for name in ("n_hidden", "n_latent"):
+            _check_number(self, name, lo=1, hi=self.MAX_WIDTH, integer=True)
+        for name in ("n_gat_layers", "gat_heads"):
+            _check_number(self, name, lo=1, hi=self.MAX_DEPTH, integer=True)
+        _check_number(self, "n_hops", hi=self.MAX_DEPTH, integer=True)
+        if self.n_hidden % self.gat_heads:  # the heads' outputs are concatenated to n_hidden
+            msg = f"`gat_heads={self.gat_heads}` must divide `n_hidden={self.n_hidden}`."
+            raise ValueError(msg)
         _check_number(self, "graph_weight", hi=1.0)
         dims = tuple(self.extra_dims)
         if not all(isinstance(m, Integral) and not isinstance(m, bool) and m > 0 for m in dims):
@@ -97,6 +108,11 @@ class NetworkConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule and loss weights."""
+
+    #: Most steps of one training stage (a typo guard: a run this long takes days).
+    MAX_EPOCHS: ClassVar[int] = 1_000_000
+    #: Largest subsample of the contrastive term, which compares every pair of its cells.
+    MAX_CONTRASTIVE_CELLS: ClassVar[int] = 16_384
 
     n_epochs_pretrain: int = 150
     # Steps of the clustering stage; None: resolved from the target by the model layer (cell
@@ -143,11 +159,12 @@ class TrainConfig:
     mixture_kmeans_starts: int | None = None
 
     def __post_init__(self):
-        _check_number(self, "n_epochs_pretrain", integer=True)
+        _check_number(self, "n_epochs_pretrain", hi=self.MAX_EPOCHS, integer=True)
         if self.n_epochs_cluster is not None:
-            _check_number(self, "n_epochs_cluster", integer=True)
-        for name in ("contrastive_max_cells", "sinkhorn_iters", "check_every"):
+            _check_number(self, "n_epochs_cluster", hi=self.MAX_EPOCHS, integer=True)
+        for name in ("sinkhorn_iters", "check_every"):
             _check_number(self, name, lo=1, integer=True)
+        _check_number(self, "contrastive_max_cells", lo=1, hi=self.MAX_CONTRASTIVE_CELLS, integer=True)
         for name in ("learning_rate", "contrastive_temperature", "cluster_temperature", "sinkhorn_epsilon", "tol"):
             _check_number(self, name, lo_open=True)
         for name in ("weight_decay", "w_correlation", "w_reconstruction", "w_contrastive", "w_cluster", "w_library"):

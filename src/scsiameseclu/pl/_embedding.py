@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from anndata import AnnData
 
 from .. import _read
 from .._constants import DEFAULT_KEY, SPATIAL_KEY
+
+logger = logging.getLogger("scsiameseclu")
+_WRITEKEY = "ssc_embedding"
+
+
+def _figure_path(save) -> Path | None:
+    """Where ``save`` asks the figure to go (scanpy's convention for ``True`` and suffixes), or ``None``."""
+    import scanpy as sc
+
+    if save is None:
+        save = sc.settings.autosave
+    if isinstance(save, bool):
+        name = f"{_WRITEKEY}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}" if save else None
+        return None if name is None else Path(sc.settings.figdir) / name
+    if not isinstance(save, str | os.PathLike):
+        msg = f"`save` must be a bool, a str or a path, got {save!r}."
+        raise TypeError(msg)
+    if isinstance(save, os.PathLike) or os.path.dirname(save):
+        return Path(save)
+    stem, ext = save, sc.settings.file_format_figs
+    for candidate in (".svg", ".pdf", ".png"):  # the extensions scanpy recognises in a suffix
+        if save.endswith(candidate):
+            stem, ext = save[: -len(candidate)], candidate[1:]
+            break
+    return Path(sc.settings.figdir) / f"{_WRITEKEY}{stem}{sc.settings.plot_suffix}.{ext}"
 
 
 def _umap_of(adata: AnnData, key: str, random_state: int) -> np.ndarray:
@@ -33,6 +61,7 @@ def embedding(
     spatial_key: str | None = SPATIAL_KEY,
     ax=None,
     show: bool | None = None,
+    save: bool | str | os.PathLike | None = None,
     return_fig: bool = False,
     random_state: int = 0,
     **kwargs,
@@ -57,6 +86,12 @@ def embedding(
         One :class:`~matplotlib.axes.Axes` per panel (a single Axes when one panel is drawn).
     show
         Show the figure; default follows ``scanpy.settings.autoshow``.
+    save
+        Write the whole figure to one file. As in scanpy, ``True`` writes
+        ``ssc_embedding{plot_suffix}.{file_format_figs}`` and a string such as ``"_domains.png"`` is
+        a suffix of that name, both in ``scanpy.settings.figdir``; a :class:`~pathlib.Path`, or a
+        string with a directory part (``"figures/domains.pdf"``, an absolute path), is written
+        exactly there. Default follows ``scanpy.settings.autosave``.
     return_fig
         Return the :class:`~matplotlib.figure.Figure`.
     random_state
@@ -67,6 +102,7 @@ def embedding(
     import matplotlib.pyplot as plt
     import scanpy as sc
 
+    path = _figure_path(save)  # checked before any work
     rep = f"X_{key}"
     if rep not in adata.obsm:
         msg = f"`adata.obsm[{rep!r}]` not found; run `ssc.tl.siamese_cluster(adata, key_added={key!r})` first."
@@ -124,10 +160,16 @@ def embedding(
         if k.endswith("_colors"):
             adata.uns[k] = v
     fig.tight_layout()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight")
+        logger.info("Saved the figure to %s.", path)
     if show is None:
         show = sc.settings.autoshow
     if show:
         plt.show()
+    elif path is not None and not return_fig and ax is None:
+        plt.close(fig)  # written to its file; as scanpy does, do not also leave it open
     if return_fig:
         return fig
     return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from anndata import AnnData
 from scipy import sparse
@@ -9,7 +11,15 @@ from scipy import sparse
 from .. import _read
 from .. import _validation as val
 from .._constants import AUGMENT_KEY, PCA_KEY
-from .._write import write_results
+from .._write import check_outputs, write_results
+
+#: Fields every ``uns[key_added]`` record of :func:`augment` has had.
+_RECORD_FIELDS = frozenset({"params", "fraction_masked", "n_edges"})
+
+
+def is_augment_record(value) -> bool:
+    """Whether ``value`` (an ``uns`` entry) is the record of an earlier :func:`augment` call."""
+    return isinstance(value, Mapping) and _RECORD_FIELDS <= set(value)
 
 
 def augment(
@@ -24,6 +34,7 @@ def augment(
     edge_add_rate: float | None = None,
     edge_add_mode: str | None = None,
     key_added: str = AUGMENT_KEY,
+    overwrite: bool = False,
     random_state: int | None = 0,
     copy: bool = False,
 ) -> AnnData | None:
@@ -62,7 +73,13 @@ def augment(
         :class:`~scsiameseclu.module.AugmentConfig` (0.2, 0.0, 0.2, 0.05, ``"similar"``), so that
         the view shown is the one training draws.
     key_added
-        Name of the outputs; it may not contain ``/``, which h5ad and zarr cannot read back.
+        Name of the outputs; it may not contain ``/``, which h5ad and zarr cannot read back. An
+        earlier view drawn by this function under the same name is replaced, with a warning;
+        entries that ssc did not write (``key_added="spatial"`` would replace the coordinates,
+        the spatial graph and ``uns['spatial']``) are refused before any work unless
+        ``overwrite=True``.
+    overwrite
+        Replace existing entries under ``key_added`` even when ssc did not write them.
     random_state
         Seed; the global RNG state is not changed.
     copy
@@ -100,6 +117,15 @@ def augment(
     mat, source = _read.get_features(adata, use_rep=use_rep, layer=layer)
     graph_key = _read.resolve_connectivity_key(adata, connectivity_key)
     graph = _read.get_graph(adata, graph_key)
+    as_obsm = source.startswith("obsm") or (use_rep is None and layer is None and PCA_KEY in adata.obsm)
+    outputs = {
+        "obsm" if as_obsm else "layers": (key_added,),
+        "obsp": (f"{key_added}_connectivities",),
+        "uns": (key_added,),
+    }
+    check_outputs(
+        adata, key_added, outputs, is_own_record=is_augment_record, overwrite=overwrite, function="ssc.pp.augment"
+    )
     generator = torch.Generator().manual_seed(seed)
 
     scale = float(mat.data.std()) if sparse.issparse(mat) else float(mat.std())
@@ -147,7 +173,6 @@ def augment(
         "n_edges_added": int(n_after - kept),
     }
 
-    as_obsm = source.startswith("obsm") or (use_rep is None and layer is None and PCA_KEY in adata.obsm)
     adata = write_results(
         adata,
         copy=copy,

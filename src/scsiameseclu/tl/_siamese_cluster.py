@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Mapping
 
 import pandas as pd
 from anndata import AnnData
 
 from .. import _validation as val
 from .._constants import DEFAULT_KEY
-from .._write import write_results
+from .._write import check_outputs, write_results
 
-logger = logging.getLogger("scsiameseclu")
+#: Fields every ``uns[key_added]`` record of this function has had, in every version.
+_RECORD_FIELDS = frozenset({"params", "n_clusters", "version"})
+
+
+def is_cluster_record(value) -> bool:
+    """Whether ``value`` (an ``uns`` entry) is the record of an earlier :func:`siamese_cluster` call."""
+    return isinstance(value, Mapping) and _RECORD_FIELDS <= set(value)
 
 
 def siamese_cluster(
@@ -35,6 +41,7 @@ def siamese_cluster(
     batch_size: int | None = None,
     random_state: int | None = 0,
     key_added: str = DEFAULT_KEY,
+    overwrite: bool = False,
     show_progress_bar: bool = True,
     return_model: bool = False,
     copy: bool = False,
@@ -109,7 +116,12 @@ def siamese_cluster(
     random_state
         Seed; the same seed gives identical results on CPU. The global RNG state is not changed.
     key_added
-        Name of the results; it may not contain ``/``, which h5ad and zarr cannot read back.
+        Name of the results; it may not contain ``/``, which h5ad and zarr cannot read back. An
+        earlier result of this function under the same name is replaced, with a warning; entries
+        that ssc did not write (``X_pca`` for ``key_added="pca"``, ``uns['spatial']``, another
+        tool's keys) are refused before any work unless ``overwrite=True``.
+    overwrite
+        Replace existing entries under ``key_added`` even when ssc did not write them.
     show_progress_bar
         Show a tqdm bar over epochs.
     return_model
@@ -130,7 +142,8 @@ def siamese_cluster(
         Soft cluster assignments, float32, columns in the order of the categories.
     ``adata.uns[key_added]``
         ``params`` (every setting, seed, input keys, ``extra_rep``, ``library_key``, device),
-        ``n_clusters``, ``loss`` history, ``timings``, ``version``, mean graph ``gate``,
+        ``n_clusters`` (returned) and ``n_clusters_fitted`` (fewer when clusters ended up empty,
+        which is warned), ``loss`` history, ``timings``, ``version``, mean graph ``gate``,
         ``mixture`` (the final mixture's EM starts, ``"prototypes"`` and in domain mode
         ``"leiden"``, with the mean log-likelihood of each fit, and the ``start`` that was kept),
         ``training`` (``mode`` ``"full"`` or
@@ -142,6 +155,19 @@ def siamese_cluster(
     t_start = time.perf_counter()
     val.check_target(adata, copy=copy)
     key_added = val.check_key_added(key_added)
+    outputs = {
+        "obs": (key_added,),
+        "obsm": (f"X_{key_added}", f"{key_added}_proba", f"X_{key_added}_umap"),
+        "uns": (key_added, f"{key_added}_colors"),
+    }
+    check_outputs(
+        adata,
+        key_added,
+        outputs,
+        is_own_record=is_cluster_record,
+        overwrite=overwrite,
+        function="ssc.tl.siamese_cluster",
+    )
     rates = {"mask_rate": mask_rate, "edge_drop_rate": edge_drop_rate, "edge_add_rate": edge_add_rate}
     model = SiameseClusterModel(
         adata,
@@ -160,8 +186,6 @@ def siamese_cluster(
     model.train(device=device, random_state=random_state, batch_size=batch_size, show_progress_bar=show_progress_bar)
     res = model.results()
     res.uns["timings"]["total"] = time.perf_counter() - t_start
-    if key_added in adata.obs:
-        logger.warning("Overwriting `adata.obs[%r]`.", key_added)
     categories = [str(i) for i in range(res.proba.shape[1])]
     adata = write_results(
         adata,
