@@ -346,3 +346,32 @@ def test_mixture_leiden_start_on_a_subsample(tissue):
 def test_final_assignment_invalid(tissue):
     with pytest.raises(ValueError, match="final_assignment"):
         ssc.tl.siamese_cluster(tissue, n_clusters=4, train_kwargs={"final_assignment": "gmm"}, **FAST)
+
+
+def test_threads_chosen_inside_the_call_and_restored(tissue, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+        assert tissue.uns["ssc"]["training"]["n_threads"] == 1  # full batch: one thread by default
+        assert torch.get_num_threads() == 2
+        ssc.tl.siamese_cluster(tissue, n_clusters=4, n_jobs=2, **FAST)
+        assert tissue.uns["ssc"]["training"]["n_threads"] == 2
+        ssc.tl.siamese_cluster(tissue, n_clusters=4, batch_size=64, **FAST)
+        assert tissue.uns["ssc"]["training"]["n_threads"] == 2  # mini-batches: the caller's setting
+        with pytest.raises(ValueError, match="n_jobs"):
+            ssc.tl.siamese_cluster(tissue, n_clusters=4, n_jobs=0, **FAST)
+        from scsiameseclu.model import _schedule
+
+        def interrupted(*args, **kwargs):
+            assert torch.get_num_threads() == 1
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(_schedule, "training_step", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

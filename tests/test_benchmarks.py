@@ -1,6 +1,7 @@
 """The benchmark harness: scoring, merging of stored runs, and the --quick run end to end."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +145,56 @@ def test_cell_types_standard_protocol():
     again, _ = load(name, "standard", subsample=250, seed=1)
     assert small.n_obs == 250 == len(small_labels) and (small.obs_names == again.obs_names).all()
     assert set(small.obs_names) <= set(adata.obs_names)
+
+
+def test_gpu_check_without_cuda_says_so_and_exits_0(tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no CUDA, even on a GPU machine
+    res = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "No CUDA device" in res.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_gpu_check_report_renders_every_part():
+    from benchmarks.gpu_check import report
+
+    result = {
+        "device_name": "GPU X",
+        "torch": "2.x",
+        "cpus": 16,
+        "git_commit": "abc",
+        "tissue": "synthetic",
+        "tests": {"summary": "4 passed", "returncode": 0},
+        "agreement": {
+            "ari_gpu_run1_vs_run2": 1.0,
+            "ari_gpu_vs_cpu": 0.98,
+            "ari_truth_gpu": 0.6,
+            "ari_truth_cpu": 0.61,
+            "seconds_gpu": [3.0, 2.5],
+            "seconds_cpu": 20.0,
+            "passed": True,
+        },
+        "timings": [
+            {
+                "n_obs": 100_000,
+                "seconds_tile_and_graph": 10.0,
+                "seconds_ssc": 12.0,
+                "timings": {"train": 8.0, "embed": 1.0, "mixture": 2.0},
+                "training": {"mode": "minibatch"},
+                "peak_gpu_mb": 900.0,
+                "ari": 0.55,
+            }
+        ],
+        "skipped": ["1,000,000 cells (time budget spent)"],
+    }
+    text = report(result)
+    assert "ARI 1.0000 between them (pass" in text
+    assert "| 100,000 | 10.0 | 12.0 | 8.0 | 1.0 | 2.0 | minibatch | 900 | 0.550 |" in text
+    assert "Not run: 1,000,000 cells" in text

@@ -1,4 +1,4 @@
-"""Device selection and seeded, global-state-free randomness."""
+"""Device selection, CPU threads and seeded, global-state-free randomness."""
 
 from __future__ import annotations
 
@@ -53,3 +53,18 @@ def seeded_torch(seed: int, device):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def torch_threads(n_threads: int):
+    """Run the block with ``n_threads`` CPU threads of torch; the caller's setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n_threads != before:
+        torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

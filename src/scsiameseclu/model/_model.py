@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from .. import _read
 from .. import _validation as val
-from .._device import resolve_device, resolve_seed, seeded_torch
+from .._device import resolve_device, resolve_seed, seeded_torch, torch_threads
 from .._graph import graph_to_pairs
 from ._input import InputSpec, TrainingData
 from ._settings import DOMAINS, ModelSettings
@@ -294,6 +294,7 @@ class SiameseClusterModel:
         device="auto",
         random_state: int | None = 0,
         batch_size: int | None = None,
+        n_jobs: int | None = None,
         show_progress_bar: bool = True,
     ) -> SiameseClusterModel:
         """Train on the data given at construction; the global RNG state is left unchanged.
@@ -301,20 +302,31 @@ class SiameseClusterModel:
         ``batch_size`` seed cells per step switches to mini-batch training on their
         neighbourhood subgraphs (memory linear in cells and edges; only batches go to the
         device). ``None``: the whole graph at once up to ``settings.limits.full_batch_max_cells``
-        cells, mini-batches of about ``target_batch_cells`` cells above.
+        cells, mini-batches of about ``target_batch_cells`` cells above. ``n_jobs`` torch CPU
+        threads during training (``None``: one for full-batch training, torch's setting for
+        mini-batches; :meth:`ModelSettings.n_threads <scsiameseclu.model.ModelSettings.n_threads>`);
+        the caller's setting is restored afterwards.
         """
-        from ..module import SiameseNetwork
-        from ._batches import FullGraph, SampledNeighbourhoods, receptive_field
-        from ._n_clusters import estimate_n_clusters
-        from ._schedule import fit, sampler_generator
-
         if self.data is None:
             msg = "This model was loaded without `adata`; load it with `adata` to train it again."
             raise ValueError(msg)
         if batch_size is not None:
             batch_size = val.check_int("batch_size", batch_size, 2)
+        if n_jobs is not None:
+            n_jobs = val.check_int("n_jobs", n_jobs, 1)
         device = resolve_device(device)
         seed = resolve_seed(random_state)
+        n_threads = self.settings.n_threads(self.data.n_obs, batch_size, n_jobs)
+        with torch_threads(n_threads):
+            return self._train(device, seed, batch_size, n_threads, show_progress_bar)
+
+    def _train(self, device, seed: int, batch_size: int | None, n_threads: int, show_progress_bar: bool):
+        """:meth:`train` with its arguments checked, inside the thread setting."""
+        from ..module import SiameseNetwork
+        from ._batches import FullGraph, SampledNeighbourhoods, receptive_field
+        from ._n_clusters import estimate_n_clusters
+        from ._schedule import fit, sampler_generator
+
         settings, data = self.settings, self.data
         pairs = graph_to_pairs(data.graph)
         by_resolution: dict[float, int] = {}
@@ -358,6 +370,7 @@ class SiameseClusterModel:
             )
         record.seconds["graph_index"] = t_index
         record.seconds["train"] = time.perf_counter() - t0
+        record.n_threads = n_threads
         before = dict(vars(self))
         self.network, self.device, self.record = net, device, record
         try:
@@ -514,6 +527,7 @@ class SiameseClusterModel:
             "mean_batch_cells": float(record.mean_batch_cells) if minibatch else float(fit.n_obs),
             "n_hops": int(record.n_hops) if minibatch else -1,
             "inference": "chunked" if self.settings.chunked_inference(fit.n_obs) else "full",
+            "n_threads": int(record.n_threads),
         }
         log_lik = record.mixture_log_likelihood
         mixture = {"start": max(log_lik, key=log_lik.get), "log_likelihood": dict(log_lik)} if log_lik else {}

@@ -28,6 +28,13 @@ N_EPOCHS_CLUSTER_DOMAINS = 100
 #: stage); for cell types every step is pre-training.
 PRETRAIN_SHARE = 0.6
 
+#: torch CPU threads for full-batch training when the user does not choose (``n_jobs=None``).
+#: The network is small (a few thousand cells × 64 features per layer), so a second thread gains
+#: about 1.2× on an idle 2-core machine, while on a busy one OpenMP threads spin-waiting for each
+#: other made a DLPFC run 3.2× slower than idle (one thread: 2.1×, benchmarks/results/
+#: busy_machine.md); one thread also keeps the result independent of the machine's core count.
+FULL_BATCH_THREADS = 1
+
 DOMAINS = "domains"
 CELL_TYPES = "cell types"
 
@@ -180,6 +187,18 @@ class ModelSettings:
     def minibatch(self, n_obs: int, batch_size: int | None) -> bool:
         """Train on sampled neighbourhoods: a ``batch_size`` was given or the data is large."""
         return batch_size is not None or n_obs > self.limits.full_batch_max_cells
+
+    def n_threads(self, n_obs: int, batch_size: int | None, n_jobs: int | None) -> int:
+        """CPU threads of torch during training.
+
+        ``n_jobs`` if given, else :data:`FULL_BATCH_THREADS` for full-batch training and torch's
+        current setting for mini-batches.
+        """
+        import torch
+
+        if n_jobs is not None:
+            return n_jobs
+        return torch.get_num_threads() if self.minibatch(n_obs, batch_size) else FULL_BATCH_THREADS
 
     def chunked_inference(self, n_obs: int) -> bool:
         """Embed in chunks on neighbourhood subgraphs (exact) rather than in one pass."""

@@ -39,6 +39,7 @@ def siamese_cluster(
     train_kwargs: dict | None = None,
     device: str = "auto",
     batch_size: int | None = None,
+    n_jobs: int | None = None,
     random_state: int | None = 0,
     key_added: str = DEFAULT_KEY,
     overwrite: bool = False,
@@ -113,6 +114,11 @@ def siamese_cluster(
         above that mini-batches of about 8,000 cells (seeds with their neighbourhoods). Above
         50,000 cells the final embedding is also computed in chunks (exactly). Which path ran is
         recorded in ``uns[key_added]['training']``.
+    n_jobs
+        torch CPU threads during training; the caller's setting is restored afterwards. ``None``:
+        one thread for full-batch training (the network is small: a second thread gains little
+        on an idle machine and, with OpenMP threads waiting on each other, costs far more on a
+        busy one; see :doc:`/faq`), torch's current setting for mini-batches.
     random_state
         Seed; the same seed gives identical results on CPU. The global RNG state is not changed.
     key_added
@@ -146,7 +152,7 @@ def siamese_cluster(
         which is warned), ``loss`` history, ``timings``, ``version``, mean graph ``gate``,
         ``mixture`` (the final mixture's EM starts, ``"prototypes"`` and in domain mode
         ``"leiden"``, with the mean log-likelihood of each fit, and the ``start`` that was kept),
-        ``training`` (``mode`` ``"full"`` or
+        ``training`` (``n_threads`` used, ``mode`` ``"full"`` or
         ``"minibatch"``, seeds per step ``batch_size``, ``mean_batch_cells``, ``n_hops``, and
         ``inference`` ``"full"`` or ``"chunked"``).
     """
@@ -183,7 +189,13 @@ def siamese_cluster(
         augment_kwargs={k: v for k, v in rates.items() if v is not None},
         train_kwargs=train_kwargs,
     )
-    model.train(device=device, random_state=random_state, batch_size=batch_size, show_progress_bar=show_progress_bar)
+    model.train(
+        device=device,
+        random_state=random_state,
+        batch_size=batch_size,
+        n_jobs=n_jobs,
+        show_progress_bar=show_progress_bar,
+    )
     res = model.results()
     res.uns["timings"]["total"] = time.perf_counter() - t_start
     categories = [str(i) for i in range(res.proba.shape[1])]
