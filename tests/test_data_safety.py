@@ -116,8 +116,7 @@ def test_write_failure_restores_every_entry(tissue):
     assert list(tissue.obs.columns) == list(before["obs"].columns)
 
 
-@pytest.mark.parametrize("n_writes", [1, 2])
-@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+@pytest.mark.parametrize(("n_writes", "error"), [(1, KeyboardInterrupt), (2, RuntimeError)])
 def test_interrupt_between_result_writes(tissue, monkeypatch, n_writes, error):
     # obs[key] is written first, then the obsm entries: stop at the first or second obsm write.
     ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)  # an earlier result that must survive
@@ -157,8 +156,10 @@ _STAGES = {
 }
 
 
-@pytest.mark.parametrize("stage", list(_STAGES))
-@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+# An interrupt and an exception alternate over the stages (both are caught the same way).
+@pytest.mark.parametrize(
+    ("stage", "error"), [(stage, (KeyboardInterrupt, RuntimeError)[i % 2]) for i, stage in enumerate(_STAGES)]
+)
 def test_failure_at_each_stage_leaves_adata_unchanged(tissue, monkeypatch, stage, error):
     import importlib
 
