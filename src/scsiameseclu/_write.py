@@ -14,7 +14,7 @@ Two rules protect the user's data:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from anndata import AnnData
 
@@ -31,7 +31,7 @@ def check_outputs(
     key_added: str,
     targets: Mapping[str, tuple[str, ...]],
     *,
-    is_own_record: Callable[[object], bool],
+    record_fields: frozenset[str],
     overwrite: bool,
     function: str,
 ) -> None:
@@ -41,9 +41,10 @@ def check_outputs(
     ----------
     targets
         Per slot, every key the call writes or drops.
-    is_own_record
-        Whether ``adata.uns[key_added]`` is the record of an earlier call of ``function``; then
-        the entries under ``key_added`` are that call's results and may be replaced.
+    record_fields
+        Fields that every ``uns[key_added]`` record of ``function`` has had, in every version: an
+        ``uns[key_added]`` holding them is an earlier result of ``function``, whose entries may
+        be replaced.
     overwrite
         The user's explicit permission to replace entries ssc did not write.
     """
@@ -53,7 +54,8 @@ def check_outputs(
     found = [(slot, key) for slot, keys in targets.items() for key in keys if key in getattr(adata, slot)]
     if not found:
         return
-    if is_own_record(adata.uns.get(key_added)):
+    record = adata.uns.get(key_added)
+    if isinstance(record, Mapping) and record_fields <= set(record):
         warnings.warn(
             f"Replacing the earlier result of `{function}` with key_added={key_added!r} ({_names(found)}).",
             UserWarning,

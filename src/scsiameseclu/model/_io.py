@@ -86,7 +86,7 @@ def save_model(model, dir_path, *, overwrite: bool = False) -> None:
         msg = f"`dir_path={str(dir_path)!r}` already exists; pass `overwrite=True` or choose another directory."
         raise ValueError(msg)
     config = model_config(model)
-    text = json.dumps(config, indent=2, allow_nan=False)  # fails before anything is written
+    json.dumps(config, allow_nan=False)  # a value JSON cannot hold fails here, before anything is written
     path.mkdir(parents=True, exist_ok=True)
     # An interrupted overwrite must not pair new weights with an old config: drop the marker first.
     (path / CONFIG_FILE).unlink(missing_ok=True)

@@ -98,7 +98,6 @@ def _optimise(optimizer, out, record: TrainingRecord, bar, learning_rate: float)
     # before the optimiser spreads it into every weight.
     loss = float(out.loss.detach())
     if not np.isfinite(loss):
-        bar.close()
         raise divergence_error(f"loss {loss} at step {len(record.loss) + 1}", learning_rate)
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
@@ -134,57 +133,58 @@ def fit(
     optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
     n_total = train.n_epochs_pretrain + train.n_epochs_cluster
     bar = tqdm(total=n_total, desc="ssc", disable=not show_progress_bar, leave=False)
-    net.train()
+    try:
+        net.train()
 
-    t0 = time.perf_counter()
-    pretrain = replace(train, w_contrastive=train.w_contrastive_pretrain)
-    for _ in range(train.n_epochs_pretrain):
-        b = source.batch()
-        out = training_step(net, b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library)
-        _optimise(optimizer, out, record, bar, train.learning_rate)
-    record.seconds["pretrain"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pretrain = replace(train, w_contrastive=train.w_contrastive_pretrain)
+        for _ in range(train.n_epochs_pretrain):
+            b = source.batch()
+            out = training_step(net, b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library)
+            _optimise(optimizer, out, record, bar, train.learning_rate)
+        record.seconds["pretrain"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    z = source.embed_init(net)
-    if not torch.isfinite(z).all():  # the last step's update can make the weights non-finite
+        t0 = time.perf_counter()
+        z = source.embed_init(net)
+        if not torch.isfinite(z).all():  # the last step's update can make the weights non-finite
+            raise divergence_error("non-finite embedding after pre-training", train.learning_rate)
+        seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, n_clusters_fn)
+        with torch.no_grad():
+            init_labels = net.cluster_scores(z.to(source.device)).argmax(1)
+        sizes = torch.bincount(init_labels, minlength=net.n_clusters).float() / init_labels.numel()
+        labels = source.check_labels(net, init_labels)
+        record.seconds["init_prototypes"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        uniform = torch.full_like(sizes, 1.0 / net.n_clusters)
+        for epoch in range(train.n_epochs_cluster):
+            target = (1 - train.balance) * sizes + train.balance * uniform
+            b = source.batch()
+            out = training_step(
+                net,
+                b.x,
+                b.pairs,
+                augment,
+                train,
+                generator,
+                cluster=True,
+                cluster_weights=target,
+                edge_index=b.edge_index,
+                library=b.library,
+            )
+            _optimise(optimizer, out, record, bar, train.learning_rate)
+            # Running estimate of cluster sizes from the seeds (a uniform sample of cells).
+            step_sizes = out.assignments[: b.n_seeds].mean(0).detach()
+            sizes = train.size_momentum * sizes + (1 - train.size_momentum) * step_sizes
+            if (epoch + 1) % train.check_every == 0:
+                new = source.check_labels(net)
+                stop = labels_settled(record, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
+                labels = new
+                if stop:
+                    break
+        record.seconds["cluster"] = time.perf_counter() - t0
+        record.mean_batch_cells = float(getattr(source, "mean_batch_cells", source.x.shape[0]))
+    finally:  # also on an error or interrupt, so the bar does not stay on screen
         bar.close()
-        raise divergence_error("non-finite embedding after pre-training", train.learning_rate)
-    seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, n_clusters_fn)
-    with torch.no_grad():
-        init_labels = net.cluster_scores(z.to(source.device)).argmax(1)
-    sizes = torch.bincount(init_labels, minlength=net.n_clusters).float() / init_labels.numel()
-    labels = source.check_labels(net, init_labels)
-    record.seconds["init_prototypes"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    uniform = torch.full_like(sizes, 1.0 / net.n_clusters)
-    for epoch in range(train.n_epochs_cluster):
-        target = (1 - train.balance) * sizes + train.balance * uniform
-        b = source.batch()
-        out = training_step(
-            net,
-            b.x,
-            b.pairs,
-            augment,
-            train,
-            generator,
-            cluster=True,
-            cluster_weights=target,
-            edge_index=b.edge_index,
-            library=b.library,
-        )
-        _optimise(optimizer, out, record, bar, train.learning_rate)
-        # Running estimate of cluster sizes from the seeds (a uniform sample of cells).
-        step_sizes = out.assignments[: b.n_seeds].mean(0).detach()
-        sizes = train.size_momentum * sizes + (1 - train.size_momentum) * step_sizes
-        if (epoch + 1) % train.check_every == 0:
-            new = source.check_labels(net)
-            stop = labels_settled(record, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
-            labels = new
-            if stop:
-                break
-    record.seconds["cluster"] = time.perf_counter() - t0
-    record.mean_batch_cells = float(getattr(source, "mean_batch_cells", source.x.shape[0]))
-    bar.close()
     net.eval()
     return record

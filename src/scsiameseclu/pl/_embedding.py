@@ -21,22 +21,20 @@ def _figure_path(save) -> Path | None:
     """Where ``save`` asks the figure to go (scanpy's convention for ``True`` and suffixes), or ``None``."""
     import scanpy as sc
 
-    if save is None:
-        save = sc.settings.autosave
-    if isinstance(save, bool):
-        name = f"{_WRITEKEY}{sc.settings.plot_suffix}.{sc.settings.file_format_figs}" if save else None
-        return None if name is None else Path(sc.settings.figdir) / name
-    if not isinstance(save, str | os.PathLike):
+    save = sc.settings.autosave if save is None else save
+    if save is False:
+        return None
+    if not isinstance(save, bool | str | os.PathLike):
         msg = f"`save` must be a bool, a str or a path, got {save!r}."
         raise TypeError(msg)
-    if isinstance(save, os.PathLike) or os.path.dirname(save):
+    if isinstance(save, os.PathLike) or (isinstance(save, str) and os.path.dirname(save)):
         return Path(save)
-    stem, ext = save, sc.settings.file_format_figs
+    suffix, ext = ("" if save is True else save), sc.settings.file_format_figs
     for candidate in (".svg", ".pdf", ".png"):  # the extensions scanpy recognises in a suffix
-        if save.endswith(candidate):
-            stem, ext = save[: -len(candidate)], candidate[1:]
+        if suffix.endswith(candidate):
+            suffix, ext = suffix[: -len(candidate)], candidate[1:]
             break
-    return Path(sc.settings.figdir) / f"{_WRITEKEY}{stem}{sc.settings.plot_suffix}.{ext}"
+    return Path(sc.settings.figdir) / f"{_WRITEKEY}{suffix}{sc.settings.plot_suffix}.{ext}"
 
 
 def _umap_of(adata: AnnData, key: str, random_state: int) -> np.ndarray:

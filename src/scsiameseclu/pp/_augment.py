@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 from anndata import AnnData
 from scipy import sparse
@@ -15,11 +13,6 @@ from .._write import check_outputs, write_results
 
 #: Fields every ``uns[key_added]`` record of :func:`augment` has had.
 _RECORD_FIELDS = frozenset({"params", "fraction_masked", "n_edges"})
-
-
-def is_augment_record(value) -> bool:
-    """Whether ``value`` (an ``uns`` entry) is the record of an earlier :func:`augment` call."""
-    return isinstance(value, Mapping) and _RECORD_FIELDS <= set(value)
 
 
 def augment(
@@ -124,7 +117,7 @@ def augment(
         "uns": (key_added,),
     }
     check_outputs(
-        adata, key_added, outputs, is_own_record=is_augment_record, overwrite=overwrite, function="ssc.pp.augment"
+        adata, key_added, outputs, record_fields=_RECORD_FIELDS, overwrite=overwrite, function="ssc.pp.augment"
     )
     generator = torch.Generator().manual_seed(seed)
 

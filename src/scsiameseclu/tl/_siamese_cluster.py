@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 
 import pandas as pd
 from anndata import AnnData
@@ -14,11 +13,6 @@ from .._write import check_outputs, write_results
 
 #: Fields every ``uns[key_added]`` record of this function has had, in every version.
 _RECORD_FIELDS = frozenset({"params", "n_clusters", "version"})
-
-
-def is_cluster_record(value) -> bool:
-    """Whether ``value`` (an ``uns`` entry) is the record of an earlier :func:`siamese_cluster` call."""
-    return isinstance(value, Mapping) and _RECORD_FIELDS <= set(value)
 
 
 def siamese_cluster(
@@ -161,16 +155,14 @@ def siamese_cluster(
     t_start = time.perf_counter()
     val.check_target(adata, copy=copy)
     key_added = val.check_key_added(key_added)
-    outputs = {
-        "obs": (key_added,),
-        "obsm": (f"X_{key_added}", f"{key_added}_proba", f"X_{key_added}_umap"),
-        "uns": (key_added, f"{key_added}_colors"),
-    }
+    written = {"obs": (key_added,), "obsm": (f"X_{key_added}", f"{key_added}_proba"), "uns": (key_added,)}
+    # Plotting caches of an earlier run under this key, stale once it is replaced.
+    stale = {"obsm": (f"X_{key_added}_umap",), "uns": (f"{key_added}_colors",)}
     check_outputs(
         adata,
         key_added,
-        outputs,
-        is_own_record=is_cluster_record,
+        {slot: written[slot] + stale.get(slot, ()) for slot in written},
+        record_fields=_RECORD_FIELDS,
         overwrite=overwrite,
         function="ssc.tl.siamese_cluster",
     )
@@ -205,8 +197,7 @@ def siamese_cluster(
         obs={key_added: pd.Categorical.from_codes(res.labels, categories=categories)},
         obsm={f"X_{key_added}": res.embedding, f"{key_added}_proba": res.proba},
         uns={key_added: res.uns},
-        # stale plotting caches of an earlier run
-        drop={"obsm": (f"X_{key_added}_umap",), "uns": (f"{key_added}_colors",)},
+        drop=stale,
     )
     if copy:
         return (adata, model) if return_model else adata
