@@ -31,8 +31,17 @@ def one_torch_thread():
 
 
 def spatial_graph(adata):
-    import squidpy as sq
+    """squidpy's 6-NN spatial graph; where squidpy is not installed (the GPU machine), the same
+    symmetrised 6-NN graph from scikit-learn."""
+    try:
+        import squidpy as sq
+    except ImportError:
+        from sklearn.neighbors import kneighbors_graph
 
+        knn = kneighbors_graph(adata.obsm["spatial"], 6, mode="connectivity")
+        adata.obsp["spatial_connectivities"] = ((knn + knn.T) > 0).astype(np.float32).tocsr()
+        adata.obsp["spatial_distances"] = kneighbors_graph(adata.obsm["spatial"], 6, mode="distance").tocsr()
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
