@@ -375,3 +375,37 @@ def test_threads_chosen_inside_the_call_and_restored(tissue, monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_deterministic_kernels_only_on_cuda_and_restored():
+    import torch
+
+    from scsiameseclu._device import deterministic_algorithms
+
+    with deterministic_algorithms(torch.device("cpu")):
+        assert not torch.are_deterministic_algorithms_enabled()  # CPU kernels are deterministic already
+    # The flag itself needs no GPU, so the CUDA branch's set-and-restore is checked here too.
+    with pytest.raises(KeyboardInterrupt), deterministic_algorithms(torch.device("cuda")):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        raise KeyboardInterrupt
+    assert not torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # a caller's own strict setting is kept, inside and after
+    try:
+        with deterministic_algorithms(torch.device("cuda")):
+            assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_deterministic_argument(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, deterministic=False, **FAST)
+    assert tissue.uns["ssc"]["training"]["deterministic"] is False
+    labels = tissue.obs["ssc"].copy()
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)  # CPU runs are deterministic either way
+    assert tissue.uns["ssc"]["training"]["deterministic"] is True
+    assert (tissue.obs["ssc"] == labels).all()
+    with pytest.raises(TypeError, match="deterministic"):
+        ssc.tl.siamese_cluster(tissue, n_clusters=4, deterministic="yes", **FAST)

@@ -184,6 +184,7 @@ def test_gpu_check_report_renders_every_part():
         "timings": [
             {
                 "n_obs": 100_000,
+                "deterministic": True,
                 "seconds_tile_and_graph": 10.0,
                 "seconds_ssc": 12.0,
                 "timings": {"train": 8.0, "embed": 1.0, "mixture": 2.0},
@@ -196,5 +197,12 @@ def test_gpu_check_report_renders_every_part():
     }
     text = report(result)
     assert "ARI 1.0000 between them (pass" in text
-    assert "| 100,000 | 10.0 | 12.0 | 8.0 | 1.0 | 2.0 | minibatch | 900 | 0.550 |" in text
+    assert "| 100,000 | True | 10.0 | 12.0 | 8.0 | 1.0 | 2.0 | minibatch | 900 | 0.550 |" in text
     assert "Not run: 1,000,000 cells" in text
+
+
+def test_step_time_runs(capsys):
+    from benchmarks.step_time import main
+
+    main(["--cells", "200", "--steps", "1"])
+    assert "200 cells:" in capsys.readouterr().out

@@ -32,9 +32,14 @@ def test_minibatch_on_gpu(tissue):
 
 
 def test_two_gpu_runs_agree(tissue):
-    a = ssc.tl.siamese_cluster(tissue, n_clusters=4, device="cuda", copy=True, **FAST).obs["ssc"]
-    b = ssc.tl.siamese_cluster(tissue, n_clusters=4, device="cuda", copy=True, **FAST).obs["ssc"]
-    assert adjusted_rand_score(a, b) >= 0.99
+    # Deterministic kernels inside the call (atomic scatter sums otherwise reorder from run to run),
+    # so two runs with one seed are identical, and the caller's setting is left as it was.
+    assert not torch.are_deterministic_algorithms_enabled()
+    a = ssc.tl.siamese_cluster(tissue, n_clusters=4, device="cuda", copy=True, **FAST)
+    b = ssc.tl.siamese_cluster(tissue, n_clusters=4, device="cuda", copy=True, **FAST)
+    assert not torch.are_deterministic_algorithms_enabled()
+    np.testing.assert_array_equal(a.obs["ssc"], b.obs["ssc"])
+    np.testing.assert_array_equal(a.obsm["X_ssc"], b.obsm["X_ssc"])
 
 
 def test_predict_and_save_on_gpu_load_on_cpu(tissue, tmp_path):

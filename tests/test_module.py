@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch_geometric.utils import add_self_loops
 
 from scsiameseclu.module import (
     AugmentConfig,
@@ -204,12 +205,13 @@ def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
         assert torch.allclose(first @ first.T, torch.eye(32), atol=1e-5)
         xc = x - x.mean(0)
         assert (xc @ first[0]).var() >= (xc @ first[1]).var() >= (xc @ first[-1]).var()
-    # Graph attention starts uniform: the first GAT layer is a plain mean over neighbours and self.
+    # Graph attention starts uniform: the first GAT layer is a plain mean over neighbours and self
+    # (the encoder adds the self-loops once for all its layers).
     conv = nets[0].graph.convs[0]
     h = conv.lin(x)
     mean = torch.zeros_like(h).index_add_(0, edges[1], h[edges[0]]) + h
     mean = mean / (torch.bincount(edges[1], minlength=300) + 1)[:, None]
-    assert torch.allclose(conv(x, edges), mean, atol=1e-4)
+    assert torch.allclose(conv(x, add_self_loops(edges, num_nodes=300)[0]), mean, atol=1e-4)
     # Fewer cells than hidden units: fewer principal axes than rows, the rest start at zero.
     small = SiameseNetwork(n_input, 3, config)
     small.identity_init(x[:10])
@@ -255,3 +257,32 @@ def test_identity_init_keeps_modalities_on_their_own_coordinates(n_hops):
 def test_config_errors(cls, kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         cls(**kwargs)
+
+
+def test_fast_elu_is_elu():
+    from scsiameseclu.module._encoders import elu
+
+    x = (torch.randn(500, 16) * 5).requires_grad_()
+    ref = torch.nn.functional.elu(x)
+    out = elu(x)
+    assert torch.allclose(out, ref, atol=1e-6)
+    g = torch.randn_like(ref)
+    (grad_ref,) = torch.autograd.grad(ref, x, g)
+    (grad,) = torch.autograd.grad(out, x, g)
+    assert torch.allclose(grad, grad_ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 0.1, 0.01])
+def test_contrastive_loss_is_symmetric_cross_entropy(temperature):
+    from torch.nn import functional as F
+
+    from scsiameseclu.module._losses import contrastive_loss
+
+    z1 = torch.randn(64, 8, requires_grad=True)
+    z2 = torch.randn(64, 8)
+    logits = F.normalize(z1, dim=1) @ F.normalize(z2, dim=1).T / temperature
+    target = torch.arange(64)
+    ref = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    loss = contrastive_loss(z1, z2, temperature)  # 0.01: the per-direction log-sum-exp branch
+    assert torch.isfinite(loss) and torch.allclose(loss, ref, rtol=1e-5)
+    assert torch.allclose(torch.autograd.grad(loss, z1)[0], torch.autograd.grad(ref, z1)[0], atol=1e-5)

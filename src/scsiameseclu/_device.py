@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
 
 import numpy as np
 
@@ -68,3 +69,36 @@ def torch_threads(n_threads: int):
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(device, enabled: bool = True):
+    """On CUDA, run the block with torch's deterministic algorithms; the caller's settings are restored.
+
+    PyTorch Geometric's message passing sums with ``scatter_add_``, which uses atomic additions
+    on CUDA: their order, and so the last bits of every sum, change from run to run, and over a
+    few hundred steps two runs with one seed can end a few cells apart. The deterministic variant
+    sorts instead (slower, and it holds the sorted index: more GPU memory). ``warn_only`` keeps an
+    operation without a deterministic variant running; its notice, and cuBLAS's about
+    ``CUBLAS_WORKSPACE_CONFIG`` (cuBLAS is reproducible on the single stream used here), are not
+    the user's to act on. Filling new tensors with NaN (torch's debugging aid in this mode) is
+    left off: ssc never reads memory it did not write. On the CPU these kernels are already
+    deterministic, and a caller who enabled the mode already keeps their own setting.
+    """
+    import torch
+    import torch.utils.deterministic
+
+    if not enabled or device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation.*")
+            warnings.filterwarnings("ignore", message=".*CUBLAS_WORKSPACE_CONFIG.*")
+            yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.utils.deterministic.fill_uninitialized_memory = fill

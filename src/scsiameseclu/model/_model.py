@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from .. import _read
 from .. import _validation as val
-from .._device import resolve_device, resolve_seed, seeded_torch, torch_threads
+from .._device import deterministic_algorithms, resolve_device, resolve_seed, seeded_torch, torch_threads
 from .._graph import graph_to_pairs
 from ._input import InputSpec, TrainingData
 from ._settings import DOMAINS, ModelSettings
@@ -295,6 +295,7 @@ class SiameseClusterModel:
         random_state: int | None = 0,
         batch_size: int | None = None,
         n_jobs: int | None = None,
+        deterministic: bool = True,
         show_progress_bar: bool = True,
     ) -> SiameseClusterModel:
         """Train on the data given at construction; the global RNG state is left unchanged.
@@ -305,7 +306,10 @@ class SiameseClusterModel:
         cells, mini-batches of about ``target_batch_cells`` cells above. ``n_jobs`` torch CPU
         threads during training (``None``: one for full-batch training, torch's setting for
         mini-batches; :meth:`ModelSettings.n_threads <scsiameseclu.model.ModelSettings.n_threads>`);
-        the caller's setting is restored afterwards.
+        the caller's setting is restored afterwards. ``deterministic`` (on CUDA): torch's
+        deterministic kernels, so that one seed gives one result on the GPU too;
+        ``False`` is faster and uses less GPU memory, but two runs can differ in a few cells. CPU
+        runs are deterministic either way.
         """
         if self.data is None:
             msg = "This model was loaded without `adata`; load it with `adata` to train it again."
@@ -316,11 +320,16 @@ class SiameseClusterModel:
             n_jobs = val.check_int("n_jobs", n_jobs, 1)
         device = resolve_device(device)
         seed = resolve_seed(random_state)
+        if not isinstance(deterministic, bool):
+            msg = f"`deterministic` must be True or False, got {deterministic!r}."
+            raise TypeError(msg)
         n_threads = self.settings.n_threads(self.data.n_obs, batch_size, n_jobs)
-        with torch_threads(n_threads):
-            return self._train(device, seed, batch_size, n_threads, show_progress_bar)
+        with torch_threads(n_threads), deterministic_algorithms(device, deterministic):
+            return self._train(device, seed, batch_size, n_threads, deterministic, show_progress_bar)
 
-    def _train(self, device, seed: int, batch_size: int | None, n_threads: int, show_progress_bar: bool):
+    def _train(
+        self, device, seed: int, batch_size: int | None, n_threads: int, deterministic: bool, show_progress_bar: bool
+    ):
         """:meth:`train` with its arguments checked, inside the thread setting."""
         from ..module import SiameseNetwork
         from ._batches import FullGraph, SampledNeighbourhoods, receptive_field
@@ -371,6 +380,7 @@ class SiameseClusterModel:
         record.seconds["graph_index"] = t_index
         record.seconds["train"] = time.perf_counter() - t0
         record.n_threads = n_threads
+        record.deterministic = deterministic
         before = dict(vars(self))
         self.network, self.device, self.record = net, device, record
         try:
@@ -433,7 +443,8 @@ class SiameseClusterModel:
 
         chunked = self.settings.chunked_inference(x.shape[0])
         chunk = self.settings.limits.inference_chunk if chunked else None
-        return embed_cells(self.network, x, pairs, device=self.device, chunk_size=chunk)
+        with deterministic_algorithms(self.device):
+            return embed_cells(self.network, x, pairs, device=self.device, chunk_size=chunk)
 
     def _assign(self, z, pairs: np.ndarray) -> np.ndarray:
         """Soft assignments refined over the graph (weight ``graph_weight``), network column order."""
@@ -445,7 +456,7 @@ class SiameseClusterModel:
         chunked = self.settings.chunked_inference(z.shape[0])
         device = torch.device("cpu") if chunked else self.device
         pairs_t = torch.as_tensor(pairs, device=device)
-        with torch.no_grad():
+        with torch.no_grad(), deterministic_algorithms(device):
             proba = self.network.soft_assign(z.to(device), self.settings.train.cluster_temperature)
             proba = propagate(proba, torch.cat([pairs_t, pairs_t.flip(0)], dim=1), self.settings.graph_weight)
         return proba.cpu().numpy()
@@ -528,6 +539,7 @@ class SiameseClusterModel:
             "n_hops": int(record.n_hops) if minibatch else -1,
             "inference": "chunked" if self.settings.chunked_inference(fit.n_obs) else "full",
             "n_threads": int(record.n_threads),
+            "deterministic": bool(record.deterministic),
         }
         log_lik = record.mixture_log_likelihood
         mixture = {"start": max(log_lik, key=log_lik.get), "log_likelihood": dict(log_lik)} if log_lik else {}

@@ -47,6 +47,7 @@ class TrainingRecord:
     # Mean log-likelihood of the final mixture from each start (the higher one is kept).
     mixture_log_likelihood: dict[str, float] = field(default_factory=dict)
     n_threads: int | None = None  # torch CPU threads during training
+    deterministic: bool = True  # torch's deterministic kernels on CUDA (CPU runs are deterministic anyway)
 
     def record(self, loss: float, terms: dict[str, float]) -> None:
         self.loss.append(loss)

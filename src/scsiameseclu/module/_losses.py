@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+# exp(-x) stays a normal float32 number for x up to about 87.
+_MAX_EXP_RANGE = 80.0
+
 
 def cross_correlation_loss(
     z1: torch.Tensor, z2: torch.Tensor, off_diagonal_weight: float | None = None
@@ -41,11 +44,20 @@ def contrastive_loss(
     if n > max_cells:
         idx = torch.randperm(n, generator=generator, device=z1.device)[:max_cells]
         z1, z2 = z1[idx], z2[idx]
-    z1 = F.normalize(z1, dim=1)
-    z2 = F.normalize(z2, dim=1)
-    logits = z1 @ z2.T / temperature
-    target = torch.arange(z1.shape[0], device=z1.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    sim = F.normalize(z1, dim=1) @ F.normalize(z2, dim=1).T  # cosines, at most 1
+    # Cross-entropy of the logits ``sim / T`` row-wise (z1 → z2) and column-wise (z2 → z1), as
+    # log-sum-exp minus the positive pair. Shifted by the bound 1/T, exp((sim - 1) / T) lies in
+    # [exp(-2/T), 1], so one exponential of the B × B matrix serves both directions without
+    # overflow (the pair of cross-entropies on ``logits`` and ``logits.T`` cost two, and a
+    # transposed gradient). At a temperature so low that exp(-2/T) underflows in float32, each
+    # direction takes its own stabilised log-sum-exp.
+    if 2.0 / temperature <= _MAX_EXP_RANGE:
+        e = torch.exp((sim - 1.0) / temperature)
+        log_norm = 0.5 * (e.sum(1).log().mean() + e.sum(0).log().mean()) + 1.0 / temperature
+    else:
+        logits = sim / temperature
+        log_norm = 0.5 * (torch.logsumexp(logits, 1).mean() + torch.logsumexp(logits, 0).mean())
+    return log_norm - sim.diagonal().mean() / temperature
 
 
 def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

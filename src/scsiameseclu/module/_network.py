@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
-from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
+from ._encoders import ELU, ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
 from ._init import block_weight, identity_init, split_blocks
 from ._losses import (
     contrastive_loss,
@@ -63,7 +63,7 @@ class SiameseNetwork(nn.Module):
             self.fusion = SoftmaxFusion(d, 1 + len(self.extra_dims), config.graph_weight)
         else:
             self.fusion = GatedFusion(d, config.graph_weight)
-        self.decoder = nn.Sequential(nn.Linear(d, h), nn.ELU(), nn.Linear(h, n_input))
+        self.decoder = nn.Sequential(nn.Linear(d, h), ELU(), nn.Linear(h, n_input))
         self.prototypes = nn.Parameter(F.normalize(torch.randn(n_clusters, d), dim=1))
         # Final tied-covariance mixture over the embedding (fitted once after training).
         self.register_buffer("mixture_weights", torch.zeros(n_clusters, dtype=torch.float64))

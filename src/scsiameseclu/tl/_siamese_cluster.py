@@ -34,6 +34,7 @@ def siamese_cluster(
     device: str = "auto",
     batch_size: int | None = None,
     n_jobs: int | None = None,
+    deterministic: bool = True,
     random_state: int | None = 0,
     key_added: str = DEFAULT_KEY,
     overwrite: bool = False,
@@ -113,8 +114,14 @@ def siamese_cluster(
         one thread for full-batch training (the network is small: a second thread gains little
         on an idle machine and, with OpenMP threads waiting on each other, costs far more on a
         busy one; see :doc:`/faq`), torch's current setting for mini-batches.
+    deterministic
+        On a GPU, train with torch's deterministic kernels so that the same seed gives the same
+        result, as on the CPU. ``False`` is faster and needs less GPU memory (on an H200, 1M
+        cells: see ``benchmarks/results/gpu_check.md``) but two runs can differ in a few cells.
+        No effect on the CPU, where runs are deterministic either way.
     random_state
-        Seed; the same seed gives identical results on CPU. The global RNG state is not changed.
+        Seed; the same seed gives identical results on the CPU, and on a GPU with
+        ``deterministic=True``. The global RNG state is not changed.
     key_added
         Name of the results; it may not contain ``/``, which h5ad and zarr cannot read back. An
         earlier result of this function under the same name is replaced, with a warning; entries
@@ -186,6 +193,7 @@ def siamese_cluster(
         random_state=random_state,
         batch_size=batch_size,
         n_jobs=n_jobs,
+        deterministic=deterministic,
         show_progress_bar=show_progress_bar,
     )
     res = model.results()
