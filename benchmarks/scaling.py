@@ -82,19 +82,26 @@ def tile(adata, labels, n_cells: int, seed: int = 0):
     return tiled, labels[idx]
 
 
-class _RssSampler:
-    """Peak resident memory of this process, sampled every 50 ms while running."""
+class RssSampler:
+    """Peak resident memory of this process, sampled every ``interval`` seconds while running."""
 
-    def __init__(self):
+    def __init__(self, interval: float = 0.05):
         import psutil
 
-        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
+        self.proc, self.peak, self.interval = psutil.Process(), 0, interval
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        return self.proc.memory_info().rss
+
+    def sample(self, rss: int) -> None:
+        self.peak = max(self.peak, rss)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            self._stop.wait(0.05)
+            self.sample(self.rss())
+            self._stop.wait(self.interval)
 
     def __enter__(self):
         self._thread.start()
@@ -103,7 +110,7 @@ class _RssSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.sample(self.rss())
 
 
 def _cpu_seconds() -> float:
@@ -149,7 +156,7 @@ def one_run(short: str, n_cells: int, seed: int, device: str, batch_size: int | 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t2, c2 = time.perf_counter(), _cpu_seconds()
-    with _RssSampler() as sampler:
+    with RssSampler() as sampler:
         ssc.tl.siamese_cluster(
             adata,
             n_clusters=len(np.unique(labels)),

@@ -206,3 +206,29 @@ def test_step_time_runs(capsys):
 
     main(["--cells", "200", "--steps", "1"])
     assert "200 cells:" in capsys.readouterr().out
+
+
+def test_memory_stages_wraps_and_restores_every_stage():
+    import importlib
+
+    from benchmarks.memory_stages import STAGES, StageMemory, report, staged
+
+    def resolve(module_name, path):
+        owner = importlib.import_module(module_name)
+        for name in path.split("."):
+            owner = getattr(owner, name)
+        return owner
+
+    originals = {label: resolve(*where) for label, where in STAGES.items()}
+    memory = StageMemory()
+    with staged(memory):
+        assert all(resolve(*where) is not originals[label] for label, where in STAGES.items())
+        with memory, memory.stage("outer"), memory.stage("inner"):
+            block = bytearray(32 * 2**20)  # a visible rise inside both stages
+            memory.sample(memory.rss())
+            del block
+    assert all(resolve(*where) is originals[label] for label, where in STAGES.items())
+    assert memory.stats["outer"]["peak_mb"] >= memory.stats["inner"]["peak_mb"] >= memory.stats["inner"]["entry_mb"]
+    row = {"dataset": "d", "n_obs": 10, "n_edges": 20, "seconds_ssc": 1.0, "ari": 0.5}
+    row.update(rss_before_call_mb=100.0, peak_rss_process_mb=200.0, stages=memory.stats, sizes_mb={"input": 1.0})
+    assert "| inner | 1 |" in report(row)

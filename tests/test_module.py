@@ -286,3 +286,26 @@ def test_contrastive_loss_is_symmetric_cross_entropy(temperature):
     loss = contrastive_loss(z1, z2, temperature)  # 0.01: the per-direction log-sum-exp branch
     assert torch.isfinite(loss) and torch.allclose(loss, ref, rtol=1e-5)
     assert torch.allclose(torch.autograd.grad(loss, z1)[0], torch.autograd.grad(ref, z1)[0], atol=1e-5)
+
+
+def test_mixture_posterior_in_blocks_equals_whole(monkeypatch):
+    import scsiameseclu.module._mixture as mixture
+
+    z = torch.randn(1000, 5)
+    weights = torch.full((3,), 1 / 3, dtype=torch.float64)
+    means, cov = torch.randn(3, 5, dtype=torch.float64), torch.eye(5, dtype=torch.float64)
+    whole = mixture.mixture_posterior(z, weights, means, cov)
+    monkeypatch.setattr(mixture, "POSTERIOR_BLOCK", 128)
+    assert torch.equal(mixture.mixture_posterior(z, weights, means, cov), whole)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_scaled_in_blocks_equals_whole(monkeypatch, dtype):
+    import scsiameseclu.model._input as model_input
+
+    dense = (np.random.default_rng(0).normal(size=(1000, 7)) * 3).astype(dtype)
+    monkeypatch.setattr(model_input, "_ROW_BLOCK", 100)
+    index = np.array([0, 2, 3, 6])
+    np.testing.assert_array_equal(model_input._scaled(dense, index, 1.7), (dense[:, index] / 1.7).astype(np.float32))
+    every = np.arange(7)
+    np.testing.assert_array_equal(model_input._scaled(dense, every, 1.7), (dense / 1.7).astype(np.float32))

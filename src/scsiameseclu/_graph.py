@@ -9,11 +9,17 @@ from scipy import sparse
 def graph_to_pairs(graph: sparse.spmatrix | sparse.sparray) -> np.ndarray:
     """Undirected edges of a (symmetrised) sparse graph, each once as ``i < j``: ``2 × E`` int64."""
     coo = sparse.coo_matrix(graph)
-    i, j = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
+    n = coo.shape[0]
+    # Endpoints in the index dtype of the graph (int32 up to 2**31 cells); only the edge keys
+    # need int64, so no int64 copy of every stored entry is made.
+    lo, hi = np.minimum(coo.row, coo.col), np.maximum(coo.row, coo.col)
     keep = lo != hi
-    keys = np.unique(lo[keep] * coo.shape[0] + hi[keep])
-    return np.vstack([keys // coo.shape[0], keys % coo.shape[0]])
+    keys = lo[keep].astype(np.int64)
+    keys *= n
+    keys += hi[keep]
+    del lo, hi, keep, coo
+    keys = np.unique(keys)
+    return np.vstack([keys // n, keys % n])
 
 
 def edge_index_to_csr(edge_index: np.ndarray, n_nodes: int) -> sparse.csr_matrix:

@@ -277,9 +277,12 @@ class SampledNeighbourhoods:
         return self.n_cells_drawn / max(self.n_batches, 1)
 
     def _scores(self, net: SiameseNetwork, cells: torch.Tensor, *, embedding: bool):
-        z, _, scores = embed_chunked(
-            net, self.x, self.graph, cells, device=self.device, chunk_size=self.limits.inference_chunk
-        )
+        # `cells` is a random subsample, scattered over the graph: a chunk of them brings a
+        # receptive field many times its size (compact chunks, as in inference, do not). So a
+        # chunk holds as many seeds as about `inference_chunk` cells' worth of training batches,
+        # which bounds its memory like that of a compact chunk rather than by the whole graph.
+        seeds = self.batch_size * max(1, self.limits.inference_chunk // self.limits.target_batch_cells)
+        z, _, scores = embed_chunked(net, self.x, self.graph, cells, device=self.device, chunk_size=seeds)
         return z if embedding else scores
 
     def embed_init(self, net: SiameseNetwork) -> torch.Tensor:

@@ -26,6 +26,25 @@ _PCA_CHECK_CELLS = 2_000
 _PCA_CHECK_RTOL = 1e-3
 
 
+#: Rows scaled at a time: the scaled float32 input is then the only full-size array made.
+_ROW_BLOCK = 65_536
+
+
+def _scaled(dense: np.ndarray, index: np.ndarray, scale: float) -> np.ndarray:
+    """``dense[:, index] / scale`` as float32, written block by block into one array.
+
+    The same numbers as the whole-matrix expression (the division runs in the input's dtype, then
+    rounds to float32), without its full-size temporaries: the column selection, the quotient
+    and the cast each copied the whole matrix.
+    """
+    every = index.size == dense.shape[1] and bool((index == np.arange(dense.shape[1])).all())
+    out = np.empty((dense.shape[0], index.size), dtype=np.float32)
+    for start in range(0, dense.shape[0], _ROW_BLOCK):
+        block = dense[start : start + _ROW_BLOCK]
+        np.divide(block if every else block[:, index], scale, out=out[start : start + _ROW_BLOCK], casting="unsafe")
+    return out
+
+
 def _std(dense: np.ndarray, axis=None):
     """Standard deviation that does not overflow on huge values."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -61,10 +80,9 @@ class ModalitySpec:
             raise ValueError(msg)
         if keep.size < dense.shape[1]:
             logger.info("Dropping %d constant feature(s) of %s.", dense.shape[1] - keep.size, source)
-        dense = dense[:, keep]
-        scale = float(_std(dense))
+        scale = float(_std(dense if keep.size == dense.shape[1] else dense[:, keep]))
         spec = cls(source, int(mat.shape[1]), tuple(int(i) for i in keep), scale)
-        return spec, (dense / scale).astype(np.float32)
+        return spec, _scaled(dense, keep, scale)
 
     def apply(self, mat) -> np.ndarray:
         """Scale ``mat`` (same columns as the training matrix) as in training."""
@@ -72,7 +90,7 @@ class ModalitySpec:
             msg = f"{self.source} of `adata` has {mat.shape[1]} columns; the model was trained on {self.n_features}."
             raise ValueError(msg)
         dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
-        return (dense[:, list(self.index)] / self.scale).astype(np.float32)
+        return _scaled(dense, np.asarray(self.index, dtype=np.int64), self.scale)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "n_features": self.n_features, "index": list(self.index), "scale": self.scale}

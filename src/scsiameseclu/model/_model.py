@@ -377,6 +377,9 @@ class SiameseClusterModel:
                 n_clusters_fn=choose_k if settings.n_clusters is None else None,
                 show_progress_bar=show_progress_bar,
             )
+        # The training batches' index (for large data a CSR copy of the graph) is not needed by
+        # inference, which builds its own: release it before that.
+        del source
         record.seconds["graph_index"] = t_index
         record.seconds["train"] = time.perf_counter() - t0
         record.n_threads = n_threads

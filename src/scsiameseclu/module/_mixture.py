@@ -6,6 +6,10 @@ import math
 
 import torch
 
+#: Cells per block of the posterior: its float64 intermediates (whitened embedding, distances)
+#: are made block by block, so their memory does not grow with the number of cells.
+POSTERIOR_BLOCK = 65_536
+
 
 def _m_step(z: torch.Tensor, resp: torch.Tensor, reg: float):
     nk = resp.sum(0).clamp_min(1e-8)
@@ -61,5 +65,8 @@ def mixture_log_likelihood(z: torch.Tensor, weights: torch.Tensor, means: torch.
 @torch.no_grad()
 def mixture_posterior(z: torch.Tensor, weights: torch.Tensor, means: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     """Posterior cluster probabilities (cells × clusters) of ``z`` under a fitted tied mixture."""
-    log_resp, _ = _log_resp(z.double(), weights.clamp_min(1e-12), means, cov)
-    return log_resp.exp().to(z.dtype)
+    out = torch.empty(z.shape[0], means.shape[0], dtype=z.dtype, device=z.device)
+    for start in range(0, z.shape[0], POSTERIOR_BLOCK):
+        log_resp, _ = _log_resp(z[start : start + POSTERIOR_BLOCK].double(), weights.clamp_min(1e-12), means, cov)
+        out[start : start + POSTERIOR_BLOCK] = log_resp.exp()
+    return out
