@@ -57,6 +57,14 @@ def check_fraction(name: str, value, *, upper_open: bool = True) -> float:
     return float(value)
 
 
+def check_bool(name: str, value) -> bool:
+    """``True`` or ``False`` (not a truthy stand-in such as ``"yes"`` or ``1``)."""
+    if not isinstance(value, bool):
+        msg = f"`{name}` must be a bool, got {value!r}."
+        raise TypeError(msg)
+    return value
+
+
 def check_int(name: str, value, minimum: int) -> int:
     """An int (not bool) >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, Integral):

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 
 from anndata import AnnData
 
+from . import _validation as val
+
 _SLOTS = ("obs", "obsm", "obsp", "layers", "uns")
 _MISSING = object()
 
@@ -48,9 +50,7 @@ def check_outputs(
     overwrite
         The user's explicit permission to replace entries ssc did not write.
     """
-    if not isinstance(overwrite, bool):
-        msg = f"`overwrite` must be a bool, got {overwrite!r}."
-        raise TypeError(msg)
+    val.check_bool("overwrite", overwrite)
     found = [(slot, key) for slot, keys in targets.items() for key in keys if key in getattr(adata, slot)]
     if not found:
         return

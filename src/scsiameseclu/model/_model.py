@@ -320,9 +320,7 @@ class SiameseClusterModel:
             n_jobs = val.check_int("n_jobs", n_jobs, 1)
         device = resolve_device(device)
         seed = resolve_seed(random_state)
-        if not isinstance(deterministic, bool):
-            msg = f"`deterministic` must be True or False, got {deterministic!r}."
-            raise TypeError(msg)
+        val.check_bool("deterministic", deterministic)
         n_threads = self.settings.n_threads(self.data.n_obs, batch_size, n_jobs)
         with torch_threads(n_threads), deterministic_algorithms(device, deterministic):
             return self._train(device, seed, batch_size, n_threads, deterministic, show_progress_bar)
