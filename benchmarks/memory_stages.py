@@ -29,9 +29,9 @@ from benchmarks.scaling import RssSampler  # noqa: E402
 STAGES = {
     "read input and graph (model constructor)": ("scsiameseclu.model._model", "SiameseClusterModel.__init__"),
     "graph to edge pairs": ("scsiameseclu.model._model", "graph_to_pairs"),
+    "cell graph (CSR for training and inference)": ("scsiameseclu.model._batches", "CellGraph.__init__"),
     "training (schedule)": ("scsiameseclu.model._schedule", "fit"),
-    "  cell graph (CSR for sampling)": ("scsiameseclu.model._batches", "CellGraph.__init__"),
-    "  training steps": ("scsiameseclu.model._schedule", "training_step"),
+    "  training steps": ("scsiameseclu.model._distributed", "training_step"),
     "  embedding of the seeding sample": ("scsiameseclu.model._batches", "SampledNeighbourhoods.embed_init"),
     "  prototype seeding": ("scsiameseclu.model._schedule", "seed_prototypes"),
     "  stopping checks": ("scsiameseclu.model._batches", "SampledNeighbourhoods.check_labels"),
@@ -175,8 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells", type=int, default=1_000_000)
     parser.add_argument("--dataset", default="dlpfc")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--label", default="", help="what code ran (stored with the row)")
     args = parser.parse_args(argv)
-    row = run(args.dataset, args.cells)
+    row = {"label": args.label, **run(args.dataset, args.cells)}
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "memory_stages.jsonl").open("a") as fh:
         fh.write(json.dumps(row) + "\n")

@@ -78,6 +78,7 @@ def test_summary_with_no_finished_run(tmp_path):
 def test_quick_run_writes_results_summary_and_figures(tmp_path):
     if not (SHARED_DATA / f"{QUICK_DATASET}.h5ad").exists():
         pytest.skip(f"{SHARED_DATA} not available")
+    pytest.importorskip("torch")  # the subprocess imports it
     res = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
@@ -148,6 +149,7 @@ def test_cell_types_standard_protocol():
 
 
 def test_gpu_check_without_cuda_says_so_and_exits_0(tmp_path):
+    pytest.importorskip("torch")  # the subprocess imports it
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # no CUDA, even on a GPU machine
     res = subprocess.run(
         [sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path / "out")],

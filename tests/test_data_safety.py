@@ -224,3 +224,27 @@ def test_huge_values_are_clustered_like_their_scaled_copy(tissue):
     ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
     assert tissue.uns["ssc"]["n_clusters"] == 4
     assert adjusted_rand_score(tissue.obs["ssc"], expected) > 0.9
+
+
+def test_dask_and_backed_inputs_cluster_like_in_memory(tissue, tmp_path, monkeypatch):
+    """An obsm held as a dask array (read lazily, block by block) or a backed .h5ad gives the same result."""
+    da = pytest.importorskip("dask.array")
+    import anndata as ad
+
+    import scsiameseclu._read as read
+
+    monkeypatch.setattr(read, "ROW_BLOCK", 97)  # several blocks on this small tissue
+    expected = ssc.tl.siamese_cluster(tissue, n_clusters=4, copy=True, **FAST)
+    lazy = tissue.copy()
+    lazy.obsm["X_pca"] = da.from_array(tissue.obsm["X_pca"], chunks=(150, -1))
+    ssc.tl.siamese_cluster(lazy, n_clusters=4, **FAST)
+    assert type(lazy.obsm["X_pca"]).__module__.startswith("dask")  # the input was not replaced
+    np.testing.assert_array_equal(lazy.obs["ssc"], expected.obs["ssc"])
+    np.testing.assert_array_equal(lazy.obsm["X_ssc"], expected.obsm["X_ssc"])
+
+    path = tmp_path / "tissue.h5ad"
+    tissue.write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")  # X stays on disk; ssc reads obsm and obsp
+    ssc.tl.siamese_cluster(backed, n_clusters=4, **FAST)
+    np.testing.assert_array_equal(backed.obs["ssc"], expected.obs["ssc"])
+    backed.file.close()

@@ -63,7 +63,7 @@ def test_chunked_embedding_equals_full(tissue600, n_hops):
         z, gate = net.embed(x, edge_index)
         scores = net.cluster_scores(z)
     graph = CellGraph(torch.from_numpy(pairs), x.shape[0])
-    order = locality_order(pairs, x.shape[0])
+    order = locality_order(graph)
     z2, gate2, scores2 = embed_chunked(net, x, graph, device=torch.device("cpu"), chunk_size=53, order=order)
     torch.testing.assert_close(z2, z, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(gate2, gate, atol=1e-5, rtol=1e-4)
@@ -90,6 +90,37 @@ def test_chunked_forward_equals_full_on_trained_model(tissue600):
     assert chunked.settings.chunked_inference(tissue600.n_obs)
     np.testing.assert_allclose(chunked.get_latent_representation(), z_full, atol=1e-5, rtol=1e-4)
     np.testing.assert_allclose(chunked.predict(soft=True), proba_full, atol=1e-5, rtol=1e-4)
+
+
+def test_cell_graph_is_int32_csr_of_both_directions(tissue600):
+    pairs = _pairs(tissue600)
+    graph = CellGraph(pairs, tissue600.n_obs)
+    assert graph.col.dtype == torch.int32 and graph.rowptr.dtype == torch.int32
+    assert graph.n_edges == 2 * pairs.shape[1]
+    adj = graph.to_scipy()
+    ref = tissue600.obsp["spatial_connectivities"]
+    ref = ((ref + ref.T) > 0).astype(np.int8)
+    ref.setdiag(0)
+    ref.eliminate_zeros()
+    assert (adj != ref).nnz == 0
+    for i in (0, 17, 599):  # neighbours in ascending order, as in the edge lists
+        row = graph.col[graph.rowptr[i] : graph.rowptr[i + 1]]
+        assert torch.equal(row, torch.sort(row).values)
+    np.testing.assert_array_equal(graph.degree().numpy(), np.diff(adj.indptr))
+
+
+def test_propagate_on_csr_equals_edge_index(tissue600):
+    from scsiameseclu.module import propagate
+
+    pairs = _pairs(tissue600)
+    graph = CellGraph(pairs, tissue600.n_obs)
+    proba = torch.softmax(torch.randn(tissue600.n_obs, 5, generator=torch.Generator().manual_seed(0)), 1)
+    edge_index = torch.from_numpy(np.hstack([pairs, pairs[::-1]]))
+    for alpha in (0.0, 0.5, 0.8):
+        torch.testing.assert_close(propagate(proba, graph.adjacency(), alpha), propagate(proba, edge_index, alpha))
+    # a cell without neighbours keeps its own assignment
+    lonely = CellGraph(pairs[:, pairs.max(0) < 599], tissue600.n_obs)
+    torch.testing.assert_close(propagate(proba, lonely.adjacency(), 0.8)[599], proba[599])
 
 
 def test_auto_batch_size_follows_neighbourhood_size():

@@ -304,8 +304,22 @@ def test_input_scaled_in_blocks_equals_whole(monkeypatch, dtype):
     import scsiameseclu.model._input as model_input
 
     dense = (np.random.default_rng(0).normal(size=(1000, 7)) * 3).astype(dtype)
-    monkeypatch.setattr(model_input, "_ROW_BLOCK", 100)
+    monkeypatch.setattr(model_input._read, "ROW_BLOCK", 100)
     index = np.array([0, 2, 3, 6])
     np.testing.assert_array_equal(model_input._scaled(dense, index, 1.7), (dense[:, index] / 1.7).astype(np.float32))
     every = np.arange(7)
     np.testing.assert_array_equal(model_input._scaled(dense, every, 1.7), (dense / 1.7).astype(np.float32))
+
+
+@pytest.mark.parametrize("peak", [1.0, 3e30])
+def test_input_std_in_blocks_matches_float64(monkeypatch, peak):
+    import scsiameseclu.model._input as model_input
+
+    dense = (np.random.default_rng(1).normal(size=(1000, 6)) * 3 + 2).astype(np.float32)
+    dense[:, 4] = 5.0  # a constant column: its deviation must come out as 0
+    dense[7, 1] = peak
+    monkeypatch.setattr(model_input._read, "ROW_BLOCK", 128)
+    ref = dense.astype(np.float64)
+    np.testing.assert_allclose(model_input._std(dense, axis=0), ref.std(0), rtol=1e-9)
+    assert model_input._std(dense, axis=0)[4] == 0
+    np.testing.assert_allclose(model_input._std(dense), ref.std(), rtol=1e-9)

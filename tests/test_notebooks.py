@@ -1,7 +1,9 @@
 """The tutorials: committed with outputs, and each one still runs from top to bottom.
 
 A notebook lists the data files it reads in its metadata (``metadata["scsiameseclu"]["data"]``);
-it runs with ``SSC_DATA`` pointing at the shared data folder and is skipped when a file is absent.
+it runs with ``SSC_DATA`` pointing at the shared data folder and is skipped when a file is absent,
+or when a package named in ``metadata["scsiameseclu"]["requires"]`` (an optional extra such as
+spatialdata) is not installed.
 """
 
 import json
@@ -44,7 +46,10 @@ def test_executes(path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
+    pytest.importorskip("torch")  # the kernel, a subprocess, imports it
     nb = nbformat.read(path, as_version=4)
+    for module in nb.metadata["scsiameseclu"].get("requires", []):
+        pytest.importorskip(module)
     data = _data_dir()
     missing = [f for f in nb.metadata["scsiameseclu"]["data"] if not (data / f).exists()]
     if missing:

@@ -123,9 +123,9 @@ def test_single_cell(tissue):
 
 
 def test_interrupt_leaves_adata_unchanged(tissue, monkeypatch):
-    from scsiameseclu.model import _schedule
+    from scsiameseclu.model import _distributed
 
-    real = _schedule.training_step
+    real = _distributed.training_step
     calls = {"n": 0}
 
     def interrupted(*args, **kwargs):
@@ -134,7 +134,7 @@ def test_interrupt_leaves_adata_unchanged(tissue, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(_schedule, "training_step", interrupted)
+    monkeypatch.setattr(_distributed, "training_step", interrupted)
     before = snapshot(tissue)
     with pytest.raises(KeyboardInterrupt):
         ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)

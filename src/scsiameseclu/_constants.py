@@ -8,6 +8,6 @@ DEFAULT_KEY = "ssc"
 AUGMENT_KEY = "ssc_augmented"
 
 GRAPH_HINT = (
-    "Build a cell graph first: `squidpy.gr.spatial_neighbors(adata)` for tissue, or "
+    "Build a cell graph first: `squidpy.gr.spatial_neighbors_knn(adata)` for tissue, or "
     "`sc.pp.neighbors(adata)` for dissociated cells."
 )

@@ -57,13 +57,40 @@ def get_features(
     return checked_matrix(mat, source, adata.n_obs), source
 
 
-def checked_matrix(mat, source: str, n_obs: int) -> np.ndarray | sparse.csr_matrix:
-    """``mat`` as float32 after the checks of :func:`get_features` (integer counts get log1p)."""
+ROW_BLOCK = 65_536  # rows per block where a dense input is read or checked piecewise
+
+
+def is_lazy(mat) -> bool:
+    """A dask array (e.g. an ``obsm`` entry of AnnData read lazily from zarr or h5ad)."""
+    return type(mat).__module__.split(".")[0] == "dask"
+
+
+def row_blocks(mat):
+    """``(start, block)`` over blocks of ``ROW_BLOCK`` rows, each a numpy array (lazy inputs read block by block)."""
+    for start in range(0, mat.shape[0], ROW_BLOCK):
+        yield start, np.asarray(mat[start : start + ROW_BLOCK])
+
+
+def checked_matrix(mat, source: str, n_obs: int):
+    """``mat`` after the checks of :func:`get_features`; float32, except that integer counts get log1p.
+
+    A float32 array is returned as it is (no copy); a dask array stays lazy and is checked block
+    by block (:func:`row_blocks`), as is a large dense one, so that no temporary the size of
+    the input is made.
+    """
     if hasattr(mat, "to_numpy"):  # DataFrame in obsm
         mat = mat.to_numpy()
     if sparse.issparse(mat):
         mat = sparse.csr_matrix(mat)
         values = mat.data
+    elif is_lazy(mat):
+        if mat.ndim != 2 or mat.shape[0] != n_obs:
+            msg = f"{source} must be a 2-D matrix with {n_obs} rows, got shape {mat.shape}."
+            raise ValueError(msg)
+        if np.issubdtype(mat.dtype, np.floating):
+            return _checked_blocks(mat, source)
+        mat = np.asarray(mat)  # counts or an unusual dtype: read it, then check as usual
+        values = mat
     else:
         mat = np.asarray(mat)
         values = mat
@@ -76,6 +103,8 @@ def checked_matrix(mat, source: str, n_obs: int) -> np.ndarray | sparse.csr_matr
     if np.issubdtype(values.dtype, np.complexfloating):
         msg = f"{source} must be real-valued, got dtype {values.dtype}."
         raise TypeError(msg)
+    if not sparse.issparse(mat) and np.issubdtype(values.dtype, np.floating):
+        return _checked_blocks(mat.astype(np.float32, copy=False), source)
     if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
         msg = f"{source} contains NaN or infinite values; remove or impute them first."
         raise ValueError(msg)
@@ -86,12 +115,28 @@ def checked_matrix(mat, source: str, n_obs: int) -> np.ndarray | sparse.csr_matr
         logger.info("%s is integer-typed: treating it as counts and applying log1p.", source)
         mat = mat.log1p() if sparse.issparse(mat) else np.log1p(mat)
     mat = mat.astype(np.float32)
-    row_signal = np.asarray(abs(mat).sum(1)).ravel()
-    if (row_signal == 0).any():
-        n = int((row_signal == 0).sum())
+    if sparse.issparse(mat):
+        _refuse_empty_cells(int((np.asarray(abs(mat).sum(1)).ravel() == 0).sum()), source)
+        return mat
+    return _checked_blocks(mat, source)
+
+
+def _checked_blocks(mat, source: str):
+    """The finiteness and signal checks of a dense float matrix, block by block; returns ``mat``."""
+    n_empty = 0
+    for _, block in row_blocks(mat):
+        if not np.isfinite(block).all():
+            msg = f"{source} contains NaN or infinite values (or values beyond float32); remove or impute them first."
+            raise ValueError(msg)
+        n_empty += int((np.abs(block).sum(1) == 0).sum())
+    _refuse_empty_cells(n_empty, source)
+    return mat
+
+
+def _refuse_empty_cells(n: int, source: str) -> None:
+    if n:
         msg = f"{n} cell(s) have no signal in {source} (all zeros); filter them with `sc.pp.filter_cells(adata, min_counts=1)`."
         raise ValueError(msg)
-    return mat
 
 
 def check_extra_rep(adata: AnnData, extra_rep, *, use_rep: str | None, layer: str | None) -> tuple[str, ...]:

@@ -9,6 +9,9 @@ Two rules protect the user's data:
   ``overwrite=True``.
 - :func:`write_results` writes every entry after every result is computed and restores what was
   there if a write fails or is interrupted halfway.
+
+A table of a SpatialData is written in place like any AnnData; its annotation links
+(``uns['spatialdata_attrs']`` and the region and instance columns) are never replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from anndata import AnnData
 
 from . import _validation as val
+from ._spatialdata import check_links
 
 _SLOTS = ("obs", "obsm", "obsp", "layers", "uns")
 _MISSING = object()
@@ -51,6 +55,7 @@ def check_outputs(
         The user's explicit permission to replace entries ssc did not write.
     """
     val.check_bool("overwrite", overwrite)
+    check_links(adata, targets)  # a SpatialData table's links to its elements: never replaced
     found = [(slot, key) for slot, keys in targets.items() for key in keys if key in getattr(adata, slot)]
     if not found:
         return

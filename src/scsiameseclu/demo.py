@@ -10,10 +10,8 @@ dataset and prints one metrics line per dataset (also saved to ``metrics.tsv``).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
-import warnings
 from pathlib import Path
 
 
@@ -40,23 +38,29 @@ def main(argv: list[str] | None = None) -> None:
 
     matplotlib.use("Agg")
     import scanpy as sc
-    import squidpy as sq
 
     import scsiameseclu as ssc
+    from scsiameseclu._verbosity import dependency_noise_off
 
     parser = argparse.ArgumentParser(prog="python -m scsiameseclu.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo_output"))
     parser.add_argument("--random-state", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("squidpy").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
     tissue = ssc.datasets.synthetic_tissue(2000, random_state=args.random_state)
     sc.pp.normalize_total(tissue)
     sc.pp.log1p(tissue)
     sc.pp.pca(tissue, n_comps=30, random_state=0)
-    sq.gr.spatial_neighbors(tissue, coord_type="generic", n_neighs=6)
+    with dependency_noise_off():  # squidpy's import-time warnings and INFO lines, for this call only
+        import squidpy as sq
+
+        # squidpy >= 1.8 deprecates `spatial_neighbors` (gone in 1.9) for the mode-specific builders.
+        knn = getattr(sq.gr, "spatial_neighbors_knn", None)
+        if knn is not None:
+            knn(tissue, n_neighs=6)
+        else:
+            sq.gr.spatial_neighbors(tissue, coord_type="generic", n_neighs=6)
 
     pbmc = sc.datasets.pbmc68k_reduced()  # ships with scanpy: X_pca and a kNN graph included
     lines = [

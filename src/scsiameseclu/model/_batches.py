@@ -48,27 +48,58 @@ class CellGraph:
         Number of cells.
     """
 
-    def __init__(self, pairs: torch.Tensor, n_nodes: int):
-        pairs = torch.as_tensor(pairs, device="cpu")
-        src = torch.cat([pairs[0], pairs[1]])
-        dst = torch.cat([pairs[1], pairs[0]])
-        order = torch.argsort(src * n_nodes + dst)
-        self.col = dst[order].contiguous()
-        counts = torch.bincount(src, minlength=n_nodes)
-        self.rowptr = torch.zeros(n_nodes + 1, dtype=torch.long)
-        torch.cumsum(counts, 0, out=self.rowptr[1:])
+    def __init__(self, pairs: torch.Tensor | np.ndarray, n_nodes: int):
+        from scipy import sparse
+
+        pairs = np.asarray(pairs.cpu() if isinstance(pairs, torch.Tensor) else pairs)
+        # scipy's COO -> CSR conversion is a counting sort into int32 indices (while they fit):
+        # no int64 copies or argsort of every directed edge, which dominated at millions of cells.
+        upper = sparse.coo_matrix((np.ones(pairs.shape[1], dtype=np.int8), (pairs[0], pairs[1])), shape=(n_nodes,) * 2)
+        adj = (upper.tocsr() + upper.T.tocsr()).tocsr()
+        del upper
+        adj.sort_indices()  # neighbours in ascending order, as the edge lists of the graph encoder
+        index_dtype = torch.int32 if adj.nnz < np.iinfo(np.int32).max else torch.long
+        self.col = torch.from_numpy(adj.indices).to(index_dtype)
+        self.rowptr = torch.from_numpy(adj.indptr).to(index_dtype)
         self.n_nodes = n_nodes
         # Global -> local index of the current subgraph (-1 outside); reset after each use so that
         # each call costs O(subgraph), not O(N).
         self._local = torch.full((n_nodes,), -1, dtype=torch.long)
 
+    @property
+    def n_edges(self) -> int:
+        """Directed edges (each undirected edge twice)."""
+        return int(self.col.numel())
+
+    def degree(self) -> torch.Tensor:
+        """Neighbours per cell."""
+        return (self.rowptr[1:] - self.rowptr[:-1]).long()
+
+    def to_scipy(self):
+        """The adjacency as a binary scipy CSR matrix sharing this graph's index arrays."""
+        from scipy import sparse
+
+        data = np.ones(self.n_edges, dtype=np.int8)
+        return sparse.csr_matrix((data, self.col.numpy(), self.rowptr.numpy()), shape=(self.n_nodes,) * 2)
+
+    def adjacency(self) -> torch.Tensor:
+        """The adjacency as a torch sparse CSR tensor (float32 ones), for sparse-dense products."""
+        import warnings
+
+        values = torch.ones(self.n_edges, dtype=torch.float32)
+        with warnings.catch_warnings():  # torch's notice that its CSR support is in beta: not for users
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(
+                self.rowptr, self.col, values, size=(self.n_nodes,) * 2, check_invariants=False
+            )
+
     def _neighbours(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every edge out of ``nodes``: source positions in ``nodes`` and global targets."""
-        start, stop = self.rowptr[nodes], self.rowptr[nodes + 1]
+        start, stop = self.rowptr[nodes].long(), self.rowptr[nodes + 1].long()
         counts = stop - start
         owner = torch.repeat_interleave(torch.arange(nodes.numel()), counts)
         offsets = torch.arange(int(counts.sum())) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        return owner, self.col[start[owner] + offsets]
+        return owner, self.col[start[owner] + offsets].long()
 
     def neighbourhood(self, seeds: torch.Tensor, n_hops: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Cells within ``n_hops`` of ``seeds`` and the subgraph they induce.
@@ -103,13 +134,11 @@ class CellGraph:
         return nodes, pairs, torch.cat([pairs, pairs.flip(0)], dim=1)
 
 
-def locality_order(pairs: np.ndarray, n_nodes: int) -> np.ndarray:
+def locality_order(graph: CellGraph) -> np.ndarray:
     """Cells in reverse Cuthill–McKee order, so that consecutive chunks are compact in the graph."""
-    from scipy import sparse
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    adj = sparse.csr_matrix((np.ones(pairs.shape[1], dtype=np.int8), (pairs[0], pairs[1])), shape=(n_nodes, n_nodes))
-    return np.asarray(reverse_cuthill_mckee((adj + adj.T).tocsr(), symmetric_mode=True), dtype=np.int64)
+    return np.asarray(reverse_cuthill_mckee(graph.to_scipy(), symmetric_mode=True), dtype=np.int64)
 
 
 @torch.no_grad()
@@ -122,6 +151,7 @@ def embed_chunked(
     device: torch.device,
     chunk_size: int,
     order: torch.Tensor | np.ndarray | None = None,
+    keep_gate: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Exact clean-view embedding, gate and cluster scores of ``nodes`` (default: all), chunk by chunk.
 
@@ -129,6 +159,8 @@ def embed_chunked(
     of one chunk's neighbourhood. ``x`` stays where it is (CPU); results are on the CPU, in the
     order of ``nodes``. ``order`` (a permutation of ``nodes``' positions) only sets how cells are
     grouped into chunks (compact groups have small neighbourhoods), not the result.
+    ``keep_gate=False`` returns only the mean of the gate (a 0-d tensor) instead of a value per
+    cell and dimension, which would be as large as the embedding.
     """
     was_training = net.training
     net.eval()
@@ -137,16 +169,22 @@ def embed_chunked(
         nodes = torch.arange(x.shape[0])
     positions = torch.arange(nodes.numel()) if order is None else torch.as_tensor(order, dtype=torch.long)
     z = torch.empty(nodes.numel(), net.prototypes.shape[1])
-    gate = torch.empty_like(z)
+    gate = torch.empty_like(z) if keep_gate else torch.zeros((), dtype=torch.float64)
     scores = torch.empty(nodes.numel(), net.n_clusters)
     for start in range(0, nodes.numel(), chunk_size):
         pos = positions[start : start + chunk_size]
         sub, _, edge_index = graph.neighbourhood(nodes[pos], n_hops)
         z_b, g_b = net.embed(x[sub].to(device, non_blocking=True), edge_index.to(device, non_blocking=True))
         z_b, g_b = z_b[: pos.numel()], g_b[: pos.numel()]
-        z[pos], gate[pos] = z_b.cpu(), g_b.cpu()
+        z[pos] = z_b.cpu()
+        if keep_gate:
+            gate[pos] = g_b.cpu()
+        else:
+            gate += g_b.sum(dtype=torch.float64).cpu()
         scores[pos] = net.cluster_scores(z_b).cpu()
     net.train(was_training)
+    if not keep_gate:
+        gate /= z.numel()
     return z, gate, scores
 
 
@@ -157,18 +195,24 @@ def _subsample(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
 
 
 class _SeedStream:
-    """Seed cells without replacement within a pass over the data, reshuffled every pass."""
+    """Seed cells without replacement within a pass over the data, reshuffled every pass.
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
-        self.n, self.batch_size, self.generator = n, min(batch_size, n), generator
+    Under data-parallel training every rank draws the same permutation (one shared generator) and
+    takes its own share of each step's ``world_size × batch_size`` cells.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1):
+        self.n, self.batch_size, self.generator = n, min(batch_size, n // world_size), generator
+        self.rank, self.world_size = rank, world_size
         self.perm, self.pos = torch.randperm(n, generator=generator), 0
 
     def next(self) -> torch.Tensor:
-        if self.pos + self.batch_size > self.n:
+        step = self.batch_size * self.world_size
+        if self.pos + step > self.n:
             self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
-        seeds = self.perm[self.pos : self.pos + self.batch_size]
-        self.pos += self.batch_size
-        return seeds
+        start = self.pos + self.rank * self.batch_size
+        self.pos += step
+        return self.perm[start : start + self.batch_size]
 
 
 @dataclass
@@ -231,6 +275,9 @@ class SampledNeighbourhoods:
     drop); the seeds, a uniform sample of cells, estimate the cluster sizes. Prototypes are
     seeded from the exact embedding of a fixed subsample, and the stopping rule compares the
     labels of another. The adjacency stays on the CPU as CSR; only a batch moves to the device.
+    With ``world_size`` ranks (data-parallel training), each takes its ``rank``'s share of every
+    step's seeds; ``generator`` must then be in the same state on every rank, so that the seed
+    permutations and the fixed subsamples agree.
     """
 
     mode = "minibatch"
@@ -238,7 +285,7 @@ class SampledNeighbourhoods:
     def __init__(
         self,
         x: np.ndarray,
-        pairs: np.ndarray,
+        graph: CellGraph,
         library: np.ndarray | None,
         *,
         device: torch.device,
@@ -246,11 +293,13 @@ class SampledNeighbourhoods:
         batch_size: int | None,
         limits: Limits,
         generator: torch.Generator,
+        rank: int = 0,
+        world_size: int = 1,
     ):
         self.device, self.n_hops, self.limits, self.generator = device, n_hops, limits, generator
         self.x = torch.as_tensor(x)
         self.library = None if library is None else torch.as_tensor(library)
-        self.graph = CellGraph(torch.as_tensor(pairs), self.x.shape[0])
+        self.graph = graph
         self.batch_size = batch_size or auto_batch_size(
             self.graph,
             n_hops,
@@ -258,7 +307,7 @@ class SampledNeighbourhoods:
             target_cells=limits.target_batch_cells,
             min_seeds=limits.min_batch_seeds,
         )
-        self.stream = _SeedStream(self.x.shape[0], self.batch_size, generator)
+        self.stream = _SeedStream(self.x.shape[0], self.batch_size, generator, rank, world_size)
         self.check_cells: torch.Tensor | None = None
         self.n_cells_drawn = 0
         self.n_batches = 0
@@ -299,24 +348,25 @@ class SampledNeighbourhoods:
 
 @torch.no_grad()
 def embed_cells(
-    net: SiameseNetwork, x: np.ndarray, pairs: np.ndarray, *, device: torch.device, chunk_size: int | None
+    net: SiameseNetwork, x: np.ndarray, edges: np.ndarray | CellGraph, *, device: torch.device, chunk_size: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean embedding and graph gate of every cell (CPU tensors).
+    """Clean embedding and graph gate of every cell (CPU tensors; chunked: the gate's mean only).
 
-    ``chunk_size=None``: one pass over the whole graph on ``device``; otherwise chunks of cells
-    (in reverse Cuthill–McKee order) on their receptive-field subgraphs, exact, with O(chunk)
-    memory on the device.
+    ``edges`` as pairs (``2 × E``) with ``chunk_size=None``: one pass over the whole graph on
+    ``device``. As a :class:`CellGraph` with a ``chunk_size``: chunks of cells (in reverse
+    Cuthill–McKee order) on their receptive-field subgraphs, exact, with O(chunk) memory on the device.
     """
     net.eval()
-    if chunk_size is not None:
-        graph = CellGraph(torch.from_numpy(pairs), x.shape[0])
-        order = locality_order(pairs, x.shape[0])
-        z, gate, _ = embed_chunked(
-            net, torch.from_numpy(np.ascontiguousarray(x)), graph, device=device, chunk_size=chunk_size, order=order
+    if isinstance(edges, CellGraph):
+        if chunk_size is None:
+            raise ValueError("Chunked inference on a `CellGraph` needs a `chunk_size`.")
+        x_t = torch.from_numpy(np.ascontiguousarray(x))
+        order = locality_order(edges)
+        z, gate_mean, _ = embed_chunked(
+            net, x_t, edges, device=device, chunk_size=chunk_size, order=order, keep_gate=False
         )
-        return z, gate
+        return z, gate_mean
     x_t = torch.as_tensor(x, device=device)
-    pairs_t = torch.as_tensor(pairs, device=device)
+    pairs_t = torch.as_tensor(edges, device=device)
     z, gate = net.embed(x_t, torch.cat([pairs_t, pairs_t.flip(0)], dim=1))
     return z.cpu(), gate.cpu()
-

@@ -7,6 +7,8 @@ import logging
 import numpy as np
 from sklearn.cluster import KMeans
 
+from .._verbosity import scanpy_quiet
+
 logger = logging.getLogger("scsiameseclu")
 
 
@@ -68,7 +70,8 @@ def embedding_graph(z: np.ndarray, *, n_neighbors: int = 15, random_state: int =
     from anndata import AnnData
 
     tmp = AnnData(obsm={"z": z})
-    sc.pp.neighbors(tmp, use_rep="z", n_neighbors=min(n_neighbors, z.shape[0] - 1), random_state=random_state)
+    with scanpy_quiet():
+        sc.pp.neighbors(tmp, use_rep="z", n_neighbors=min(n_neighbors, z.shape[0] - 1), random_state=random_state)
     return tmp
 
 
@@ -76,15 +79,16 @@ def leiden_labels(tmp, resolution: float, *, random_state: int = 0) -> np.ndarra
     """Leiden community codes (0..n-1) on the graph ``tmp.obsp['connectivities']``."""
     import scanpy as sc
 
-    sc.tl.leiden(
-        tmp,
-        resolution=resolution,
-        flavor="igraph",
-        n_iterations=2,
-        random_state=random_state,
-        key_added="c",
-        obsp="connectivities",
-    )
+    with scanpy_quiet():
+        sc.tl.leiden(
+            tmp,
+            resolution=resolution,
+            flavor="igraph",
+            n_iterations=2,
+            random_state=random_state,
+            key_added="c",
+            obsp="connectivities",
+        )
     return tmp.obs["c"].cat.codes.to_numpy()
 
 

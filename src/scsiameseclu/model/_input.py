@@ -26,12 +26,18 @@ _PCA_CHECK_CELLS = 2_000
 _PCA_CHECK_RTOL = 1e-3
 
 
-#: Rows scaled at a time: the scaled float32 input is then the only full-size array made.
-_ROW_BLOCK = 65_536
+def _dense(mat):
+    """A dense view of the input: sparse matrices densified, dask arrays left lazy (read by blocks)."""
+    if sparse.issparse(mat):
+        return mat.toarray()
+    return mat if _read.is_lazy(mat) else np.asarray(mat)
 
 
 def _scaled(dense: np.ndarray, index: np.ndarray, scale: float) -> np.ndarray:
     """``dense[:, index] / scale`` as float32, written block by block into one array.
+
+    Rows are scaled ``ROW_BLOCK`` at a time (a dask array is read so, block by block): the
+    scaled float32 input is then the only full-size array made.
 
     The same numbers as the whole-matrix expression (the division runs in the input's dtype, then
     rounds to float32), without its full-size temporaries: the column selection, the quotient
@@ -39,14 +45,19 @@ def _scaled(dense: np.ndarray, index: np.ndarray, scale: float) -> np.ndarray:
     """
     every = index.size == dense.shape[1] and bool((index == np.arange(dense.shape[1])).all())
     out = np.empty((dense.shape[0], index.size), dtype=np.float32)
-    for start in range(0, dense.shape[0], _ROW_BLOCK):
-        block = dense[start : start + _ROW_BLOCK]
-        np.divide(block if every else block[:, index], scale, out=out[start : start + _ROW_BLOCK], casting="unsafe")
+    for start, block in _read.row_blocks(dense):
+        np.divide(block if every else block[:, index], scale, out=out[start : start + len(block)], casting="unsafe")
     return out
 
 
 def _std(dense: np.ndarray, axis=None):
-    """Standard deviation that does not overflow on huge values."""
+    """Standard deviation (per column for ``axis=0``) that does not overflow on huge values.
+
+    Above ``ROW_BLOCK`` rows (and for dask arrays) it accumulates in float64 over row blocks (two passes), since
+    numpy's ``std`` makes a temporary the size of the input.
+    """
+    if dense.shape[0] > _read.ROW_BLOCK or _read.is_lazy(dense):
+        return _blocked_std(dense, axis)
     with np.errstate(over="ignore", invalid="ignore"):
         std = dense.std(axis)
     if np.isfinite(std).all():
@@ -55,6 +66,19 @@ def _std(dense: np.ndarray, axis=None):
     # identical: recompute on the data divided by its peak, in float64.
     peak = float(np.abs(dense).max())
     return (dense / peak).std(axis, dtype=np.float64) * peak
+
+
+def _blocked_std(dense: np.ndarray, axis) -> np.ndarray | np.floating:
+    """:func:`_std` over blocks of rows: float64 sums of each block, then of squared deviations."""
+    # Divided by the peak (a power of two: exact) so that squares of huge values cannot overflow.
+    peak = max(float(np.abs(block).max()) for _, block in _read.row_blocks(dense)) or 1.0
+    scale = 2.0 ** np.ceil(np.log2(peak)) if np.isfinite(peak) else 1.0
+    total = sum(block.sum(0, dtype=np.float64) for _, block in _read.row_blocks(dense)) / scale
+    count = dense.shape[0] if axis == 0 else dense.shape[0] * dense.shape[1]
+    mean = total / count if axis == 0 else total.sum() / count
+    squares = sum((((block / scale) - mean) ** 2).sum(0) for _, block in _read.row_blocks(dense))
+    var = squares / count if axis == 0 else squares.sum() / count
+    return np.sqrt(var) * scale
 
 
 @dataclass(frozen=True)
@@ -73,7 +97,7 @@ class ModalitySpec:
     @classmethod
     def fit(cls, mat, source: str) -> tuple[ModalitySpec, np.ndarray]:
         """Fit on the training matrix; returns the spec and the scaled training block."""
-        dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
+        dense = _dense(mat)
         keep = np.flatnonzero(_std(dense, axis=0) > 0)
         if keep.size == 0:
             msg = f"Every feature of {source} is constant across cells; there is nothing to cluster."
@@ -89,8 +113,7 @@ class ModalitySpec:
         if mat.shape[1] != self.n_features:
             msg = f"{self.source} of `adata` has {mat.shape[1]} columns; the model was trained on {self.n_features}."
             raise ValueError(msg)
-        dense = mat.toarray() if sparse.issparse(mat) else np.asarray(mat)
-        return _scaled(dense, np.asarray(self.index, dtype=np.int64), self.scale)
+        return _scaled(_dense(mat), np.asarray(self.index, dtype=np.int64), self.scale)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "n_features": self.n_features, "index": list(self.index), "scale": self.scale}
@@ -254,7 +277,7 @@ class InputSpec:
         if library is not None and spatial and (n_cross := _read.cross_library_edges(graph, library)):
             warnings.warn(
                 f"{n_cross} edge(s) of `adata.obsp[{graph_key!r}]` join cells of different libraries; build the "
-                f"graph per slice with `squidpy.gr.spatial_neighbors(adata, library_key={library_key!r})`.",
+                f"graph per slice with `squidpy.gr.spatial_neighbors_knn(adata, library_key={library_key!r})`.",
                 UserWarning,
                 stacklevel=4,
             )

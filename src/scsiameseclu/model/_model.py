@@ -227,7 +227,7 @@ class SiameseClusterModel:
         self.device = device
         self.network = None
         self.record = None  # TrainingRecord of the last training run (not saved)
-        self._latent = None  # (embedding, gate) of the training cells
+        self._latent = None  # (embedding, gate or, on large data, its mean) of the training cells
         self._proba = None  # their smoothed soft assignments, network column order
 
     def _load_network(self, state: dict) -> None:
@@ -296,7 +296,7 @@ class SiameseClusterModel:
         batch_size: int | None = None,
         n_jobs: int | None = None,
         deterministic: bool = True,
-        show_progress_bar: bool = True,
+        show_progress_bar: bool | None = None,
     ) -> SiameseClusterModel:
         """Train on the data given at construction; the global RNG state is left unchanged.
 
@@ -309,7 +309,9 @@ class SiameseClusterModel:
         the caller's setting is restored afterwards. ``deterministic`` (on CUDA): torch's
         deterministic kernels, so that one seed gives one result on the GPU too;
         ``False`` is faster and uses less GPU memory, but two runs can differ in a few cells. CPU
-        runs are deterministic either way.
+        runs are deterministic either way. ``show_progress_bar``: a tqdm bar over steps; ``None``
+        shows it unless ``scanpy.settings.verbosity`` is 0 (errors only), ``True``/``False`` wins
+        over the verbosity. Info lines follow the verbosity alone (from 2, ``"info"``).
         """
         if self.data is None:
             msg = "This model was loaded without `adata`; load it with `adata` to train it again."
@@ -330,12 +332,21 @@ class SiameseClusterModel:
     ):
         """:meth:`train` with its arguments checked, inside the thread setting."""
         from ..module import SiameseNetwork
-        from ._batches import FullGraph, SampledNeighbourhoods, receptive_field
+        from ._batches import CellGraph, FullGraph, SampledNeighbourhoods, receptive_field
+        from ._distributed import ProcessGroup
         from ._n_clusters import estimate_n_clusters
         from ._schedule import fit, sampler_generator
 
         settings, data = self.settings, self.data
         pairs = graph_to_pairs(data.graph)
+        minibatch = settings.minibatch(data.n_obs, batch_size)
+        # Large data: one CSR of the graph (int32 indices) serves the training batches and the
+        # chunked inference, and the edge pairs are dropped. (Chunked inference implies
+        # mini-batches, so the whole-graph source always finds pairs in `edges`.)
+        chunked = settings.chunked_inference(data.n_obs)
+        graph = CellGraph(pairs, data.n_obs) if minibatch or chunked else None
+        edges = graph if chunked else pairs
+        del pairs
         by_resolution: dict[float, int] = {}
 
         def choose_k(z: np.ndarray) -> int:
@@ -346,23 +357,28 @@ class SiameseClusterModel:
             logger.info("Estimated n_clusters=%d (Leiden communities of the pre-trained embedding).", k)
             return k
 
+        group = ProcessGroup.current()
+        if group.active:
+            logger.info("Data-parallel training: rank %d of %d processes.", group.rank, group.world_size)
         t0 = time.perf_counter()
         with seeded_torch(seed, device):
             net = SiameseNetwork(self.spec.n_input, settings.n_clusters or 2, settings.network).to(device)
             t_index = time.perf_counter()
-            if settings.minibatch(data.n_obs, batch_size):
+            if minibatch:
                 source = SampledNeighbourhoods(
                     data.x,
-                    pairs,
+                    graph,
                     data.library,
                     device=device,
                     n_hops=receptive_field(net),
                     batch_size=batch_size,
                     limits=settings.limits,
                     generator=sampler_generator(seed),
+                    rank=group.rank,
+                    world_size=group.world_size,
                 )
             else:
-                source = FullGraph(data.x, pairs, data.library, device=device)
+                source = FullGraph(data.x, edges, data.library, device=device)
             t_index = time.perf_counter() - t_index
             if settings.network.init_weights == "identity":
                 net.identity_init(source.x)
@@ -375,9 +391,7 @@ class SiameseClusterModel:
                 n_clusters_fn=choose_k if settings.n_clusters is None else None,
                 show_progress_bar=show_progress_bar,
             )
-        # The training batches' index (for large data a CSR copy of the graph) is not needed by
-        # inference, which builds its own: release it before that.
-        del source
+        del source  # its per-step buffers; the graph itself is kept for inference
         record.seconds["graph_index"] = t_index
         record.seconds["train"] = time.perf_counter() - t0
         record.n_threads = n_threads
@@ -385,13 +399,13 @@ class SiameseClusterModel:
         before = dict(vars(self))
         self.network, self.device, self.record = net, device, record
         try:
-            self._finish(pairs, seed, by_resolution)
+            self._finish(edges, seed, by_resolution)
         except BaseException:
             vars(self).update(before)  # the model as it was before the call
             raise
         return self
 
-    def _finish(self, pairs: np.ndarray, seed: int, by_resolution: dict[float, int]) -> None:
+    def _finish(self, edges, seed: int, by_resolution: dict[float, int]) -> None:
         """After training: embed the training cells, fit the final mixture, number the clusters."""
         import torch
 
@@ -400,7 +414,7 @@ class SiameseClusterModel:
         settings, net, record, device = self.settings, self.network, self.record, self.device
         t0 = time.perf_counter()
         # Embedded once: the mixture, the cluster numbering and `results` all read it.
-        self._latent = self._embed(self.data.x, pairs)
+        self._latent = self._embed(self.data.x, edges)
         record.seconds["embed"] = time.perf_counter() - t0
         if not torch.isfinite(self._latent[0]).all():
             raise divergence_error("non-finite embedding after training", settings.train.learning_rate)
@@ -421,7 +435,7 @@ class SiameseClusterModel:
             except torch.linalg.LinAlgError as err:  # an embedding blown up to huge, near-singular values
                 raise divergence_error(f"the final mixture failed: {err}", settings.train.learning_rate) from err
             record.seconds["mixture"] = time.perf_counter() - t0
-        self._proba = self._assign(self._latent[0], pairs)
+        self._proba = self._assign(self._latent[0], edges)
         self.fit = FitState(
             random_state=seed,
             n_clusters_fitted=net.n_clusters,
@@ -438,28 +452,40 @@ class SiameseClusterModel:
             msg = "The model is not trained yet; call `.train()` first."
             raise RuntimeError(msg)
 
-    def _embed(self, x: np.ndarray, pairs: np.ndarray):
-        """Clean embedding and graph gate (CPU tensors); chunked on large data."""
+    def _inference_edges(self, graph):
+        """The ``obsp`` graph as inference reads it: edge pairs, or on large data a CSR :class:`CellGraph`."""
+        from ._batches import CellGraph
+
+        pairs = graph_to_pairs(graph)
+        return CellGraph(pairs, graph.shape[0]) if self.settings.chunked_inference(graph.shape[0]) else pairs
+
+    def _embed(self, x: np.ndarray, edges):
+        """Clean embedding and graph gate (CPU tensors); chunked on large data (``edges`` a CellGraph)."""
         from ._batches import embed_cells
 
         chunked = self.settings.chunked_inference(x.shape[0])
         chunk = self.settings.limits.inference_chunk if chunked else None
         with deterministic_algorithms(self.device):
-            return embed_cells(self.network, x, pairs, device=self.device, chunk_size=chunk)
+            return embed_cells(self.network, x, edges, device=self.device, chunk_size=chunk)
 
-    def _assign(self, z, pairs: np.ndarray) -> np.ndarray:
+    def _assign(self, z, edges) -> np.ndarray:
         """Soft assignments refined over the graph (weight ``graph_weight``), network column order."""
         import torch
 
         from ..module import propagate
 
-        # Large data stays on the CPU: the assignments and their smoothing are O(N·K) and O(E·K).
-        chunked = self.settings.chunked_inference(z.shape[0])
-        device = torch.device("cpu") if chunked else self.device
-        pairs_t = torch.as_tensor(pairs, device=device)
+        # Large data (a CellGraph) stays on the CPU: the assignments and their smoothing are
+        # O(N·K) and O(E·K); the smoothing runs as sparse products over its CSR.
+        if isinstance(edges, np.ndarray):
+            device = self.device
+            pairs_t = torch.as_tensor(edges, device=device)
+            edges_t = torch.cat([pairs_t, pairs_t.flip(0)], dim=1)
+        else:
+            device = torch.device("cpu")
+            edges_t = edges.adjacency()
         with torch.no_grad(), deterministic_algorithms(device):
             proba = self.network.soft_assign(z.to(device), self.settings.train.cluster_temperature)
-            proba = propagate(proba, torch.cat([pairs_t, pairs_t.flip(0)], dim=1), self.settings.graph_weight)
+            proba = propagate(proba, edges_t, self.settings.graph_weight)
         return proba.cpu().numpy()
 
     def _ordered(self, proba: np.ndarray) -> np.ndarray:
@@ -475,18 +501,18 @@ class SiameseClusterModel:
                 msg = "This model was loaded without `adata`; pass `adata` (cells with the training genes and a graph)."
                 raise ValueError(msg)
             if self._latent is None:
-                pairs = graph_to_pairs(self.data.graph)
-                self._latent = self._embed(self.data.x, pairs)
-                self._proba = self._assign(self._latent[0], pairs)
+                edges = self._inference_edges(self.data.graph)
+                self._latent = self._embed(self.data.x, edges)
+                self._proba = self._assign(self._latent[0], edges)
             z, gate = self._latent
             proba = self._proba
         else:
             val.check_adata(adata)
             x = self.spec.features(adata, match_genes=match_genes)
-            pairs = graph_to_pairs(self.spec.graph(adata))
-            z, gate = self._embed(x, pairs)
-            proba = self._assign(z, pairs)
-        return z.numpy().astype(np.float32), self._ordered(proba), gate.numpy()
+            edges = self._inference_edges(self.spec.graph(adata))
+            z, gate = self._embed(x, edges)
+            proba = self._assign(z, edges)
+        return z.numpy().astype(np.float32, copy=False), self._ordered(proba), gate.numpy()
 
     def get_latent_representation(self, adata: AnnData | None = None, *, match_genes: str = "name") -> np.ndarray:
         """Fused embedding (cells × ``n_latent``, float32) of the training data or of ``adata``.
@@ -501,7 +527,8 @@ class SiameseClusterModel:
             ``"position"`` takes the columns in order when the names differ (only for the same
             genes under other names).
         """
-        return self._forward(adata, match_genes)[0]
+        z = self._forward(adata, match_genes)[0]
+        return z.copy() if adata is None else z  # not the cached array of the training cells
 
     def predict(self, adata: AnnData | None = None, *, soft: bool = False, match_genes: str = "name") -> np.ndarray:
         """Cluster per cell, or soft assignments (cells × clusters) when ``soft``.
@@ -514,7 +541,10 @@ class SiameseClusterModel:
         return proba if soft else proba.argmax(1)
 
     def results(self) -> ClusterResults:
-        """Embedding, assignments and the ``uns`` record of the training cells, as ``tl`` writes them."""
+        """Embedding, assignments and the ``uns`` record of the training cells, as ``tl`` writes them.
+
+        The embedding is the model's cached array itself (not a copy); copy it before editing it.
+        """
         import warnings
 
         from .. import __version__
@@ -541,6 +571,7 @@ class SiameseClusterModel:
             "inference": "chunked" if self.settings.chunked_inference(fit.n_obs) else "full",
             "n_threads": int(record.n_threads),
             "deterministic": bool(record.deterministic),
+            "world_size": int(record.world_size),
         }
         log_lik = record.mixture_log_likelihood
         mixture = {"start": max(log_lik, key=log_lik.get), "log_likelihood": dict(log_lik)} if log_lik else {}

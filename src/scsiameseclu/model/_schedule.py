@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..module import AugmentConfig, SiameseNetwork, TrainConfig, training_step
+from .._verbosity import show_progress
+from ..module import AugmentConfig, SiameseNetwork, TrainConfig
+from ._distributed import ProcessGroup
 from ._init import initial_prototypes
 
 logger = logging.getLogger("scsiameseclu")
@@ -47,6 +49,7 @@ class TrainingRecord:
     # Mean log-likelihood of the final mixture from each start (the higher one is kept).
     mixture_log_likelihood: dict[str, float] = field(default_factory=dict)
     n_threads: int | None = None  # torch CPU threads during training
+    world_size: int = 1  # processes of a torch.distributed group that trained together
     deterministic: bool = True  # torch's deterministic kernels on CUDA (CPU runs are deterministic anyway)
 
     def record(self, loss: float, terms: dict[str, float]) -> None:
@@ -94,10 +97,11 @@ def divergence_error(where: str, learning_rate: float) -> ValueError:
     return ValueError(msg)
 
 
-def _optimise(optimizer, out, record: TrainingRecord, bar, learning_rate: float) -> None:
+def _optimise(optimizer, out, record: TrainingRecord, bar, learning_rate: float, group: ProcessGroup) -> None:
     # The loss is read once per step anyway (history and bar); a non-finite one stops training
-    # before the optimiser spreads it into every weight.
-    loss = float(out.loss.detach())
+    # before the optimiser spreads it into every weight. Under DDP it is the mean over ranks, so
+    # that every rank stops together (a rank left waiting in the gradient all-reduce would hang).
+    loss = float(group.mean(out.loss.detach()))
     if not np.isfinite(loss):
         raise divergence_error(f"loss {loss} at step {len(record.loss) + 1}", learning_rate)
     optimizer.zero_grad(set_to_none=True)
@@ -116,7 +120,7 @@ def fit(
     train: TrainConfig,
     random_state: int,
     n_clusters_fn=None,
-    show_progress_bar: bool = True,
+    show_progress_bar: bool | None = None,
 ) -> TrainingRecord:
     """Train ``net`` in place on the batches of ``source``.
 
@@ -129,30 +133,42 @@ def fit(
        towards uniform by ``balance``); stops when fewer than ``tol`` of the labels of
        ``source.check_labels`` change between checks, every ``check_every`` steps.
     """
-    record = TrainingRecord(mode=source.mode, batch_size=source.batch_size, n_hops=source.n_hops)
-    generator = step_generator(random_state, source.device)
+    group = ProcessGroup.current()
+    record = TrainingRecord(
+        mode=source.mode, batch_size=source.batch_size, n_hops=source.n_hops, world_size=group.world_size
+    )
+    generator = step_generator(group.seed(random_state), source.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
     n_total = train.n_epochs_pretrain + train.n_epochs_cluster
-    bar = tqdm(total=n_total, desc="ssc", disable=not show_progress_bar, leave=False)
+    # Under data-parallel training, rank 0 alone draws the bar (the ranks advance in step).
+    show = show_progress(show_progress_bar) and group.rank == 0
+    bar = tqdm(total=n_total, desc="ssc", disable=not show, leave=False)
     try:
         net.train()
 
         t0 = time.perf_counter()
         pretrain = replace(train, w_contrastive=train.w_contrastive_pretrain)
+        step = group.step(net, cluster=False)
         for _ in range(train.n_epochs_pretrain):
             b = source.batch()
-            out = training_step(net, b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library)
-            _optimise(optimizer, out, record, bar, train.learning_rate)
+            out = step(b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library)
+            _optimise(optimizer, out, record, bar, train.learning_rate, group)
         record.seconds["pretrain"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         z = source.embed_init(net)
         if not torch.isfinite(z).all():  # the last step's update can make the weights non-finite
             raise divergence_error("non-finite embedding after pre-training", train.learning_rate)
-        seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, n_clusters_fn)
+
+        def agreed_k(z):  # one k for all ranks: rank 0's
+            return group.from_rank0(n_clusters_fn(z))
+
+        choose_k = agreed_k if n_clusters_fn is not None and group.active else n_clusters_fn
+        seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, choose_k)
+        step = group.step(net, cluster=True)  # again: the prototypes changed (rank 0's are broadcast)
         with torch.no_grad():
             init_labels = net.cluster_scores(z.to(source.device)).argmax(1)
-        sizes = torch.bincount(init_labels, minlength=net.n_clusters).float() / init_labels.numel()
+        sizes = group.mean(torch.bincount(init_labels, minlength=net.n_clusters).float() / init_labels.numel())
         labels = source.check_labels(net, init_labels)
         record.seconds["init_prototypes"] = time.perf_counter() - t0
 
@@ -161,8 +177,7 @@ def fit(
         for epoch in range(train.n_epochs_cluster):
             target = (1 - train.balance) * sizes + train.balance * uniform
             b = source.batch()
-            out = training_step(
-                net,
+            out = step(
                 b.x,
                 b.pairs,
                 augment,
@@ -173,13 +188,14 @@ def fit(
                 edge_index=b.edge_index,
                 library=b.library,
             )
-            _optimise(optimizer, out, record, bar, train.learning_rate)
+            _optimise(optimizer, out, record, bar, train.learning_rate, group)
             # Running estimate of cluster sizes from the seeds (a uniform sample of cells).
-            step_sizes = out.assignments[: b.n_seeds].mean(0).detach()
+            step_sizes = group.mean(out.assignments[: b.n_seeds].mean(0).detach())
             sizes = train.size_momentum * sizes + (1 - train.size_momentum) * step_sizes
             if (epoch + 1) % train.check_every == 0:
                 new = source.check_labels(net)
                 stop = labels_settled(record, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
+                stop = bool(group.from_rank0(stop))
                 labels = new
                 if stop:
                     break

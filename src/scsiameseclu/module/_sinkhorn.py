@@ -38,18 +38,31 @@ def sinkhorn(
 
 
 @torch.no_grad()
-def propagate(proba: torch.Tensor, edge_index: torch.Tensor, alpha: float, n_iters: int = 10) -> torch.Tensor:
+def propagate(proba: torch.Tensor, edges: torch.Tensor, alpha: float, n_iters: int = 10) -> torch.Tensor:
     """Smooth soft assignments over the graph: ``P ← (1 - alpha)·P0 + alpha·mean_neighbours(P)``.
 
-    Propagation with restart (APPNP); O(E·K) per iteration. ``alpha = 0`` returns ``proba``.
-    Cells without neighbours keep ``(1 - alpha)·P0 + alpha·0`` before renormalisation, i.e. ``P0``.
+    Propagation with restart (APPNP); O(E·K) per iteration. ``edges`` is a symmetric
+    ``edge_index`` (``2 × E``) or the adjacency as a sparse CSR tensor; the CSR form takes one
+    sparse-dense product per iteration instead of a message per edge (``E × K`` floats), which
+    is what keeps millions of cells in memory. ``alpha = 0`` returns ``proba``. Cells without
+    neighbours keep ``(1 - alpha)·P0 + alpha·0`` before renormalisation, i.e. ``P0``.
     """
-    from torch_geometric.utils import scatter
-
-    if alpha <= 0 or edge_index.numel() == 0:
+    if alpha <= 0 or (edges.layout == torch.strided and edges.numel() == 0):
         return proba
+    if edges.layout == torch.sparse_csr:
+        rowptr = edges.crow_indices()
+        degree = (rowptr[1:] - rowptr[:-1]).clamp_min(1).to(proba.dtype).unsqueeze(1)
+
+        def mean_neighbours(p):
+            return (edges @ p) / degree
+
+    else:
+        from torch_geometric.utils import scatter
+
+        def mean_neighbours(p):
+            return scatter(p[edges[0]], edges[1], dim=0, dim_size=p.shape[0], reduce="mean")
+
     p = proba
     for _ in range(n_iters):
-        mean = scatter(p[edge_index[0]], edge_index[1], dim=0, dim_size=p.shape[0], reduce="mean")
-        p = (1 - alpha) * proba + alpha * mean
+        p = (1 - alpha) * proba + alpha * mean_neighbours(p)
     return p / p.sum(1, keepdim=True).clamp_min(1e-12)

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from anndata import AnnData
 
 from .. import _read
 from .._constants import DEFAULT_KEY, SPATIAL_KEY
+from .._spatialdata import resolve_table
+from .._verbosity import scanpy_quiet
+from ._colors import figure_palettes
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 logger = logging.getLogger("scsiameseclu")
 _WRITEKEY = "ssc_embedding"
@@ -46,13 +54,14 @@ def _umap_of(adata: AnnData, key: str, random_state: int) -> np.ndarray:
         return adata.obsm[cache]
     rep = f"X_{key}"
     tmp = AnnData(obs=adata.obs[[]].copy(), obsm={rep: adata.obsm[rep]})
-    sc.pp.neighbors(tmp, use_rep=rep, random_state=random_state)
-    sc.tl.umap(tmp, random_state=random_state)
+    with scanpy_quiet():  # ssc's private graph, not the user's call
+        sc.pp.neighbors(tmp, use_rep=rep, random_state=random_state)
+        sc.tl.umap(tmp, random_state=random_state)
     return tmp.obsm["X_umap"]
 
 
 def embedding(
-    adata: AnnData,
+    adata: AnnData | SpatialData,
     *,
     key: str = DEFAULT_KEY,
     color: str | Sequence[str] | None = None,
@@ -62,6 +71,7 @@ def embedding(
     save: bool | str | os.PathLike | None = None,
     return_fig: bool = False,
     random_state: int = 0,
+    table_key: str | None = None,
     **kwargs,
 ):
     """Plot ssc results: clusters in tissue space (if coordinates exist) and a UMAP of ``X_{key}``.
@@ -72,11 +82,23 @@ def embedding(
     Parameters
     ----------
     adata
-        Annotated data with results of :func:`~scsiameseclu.tl.siamese_cluster`.
+        Annotated data with results of :func:`~scsiameseclu.tl.siamese_cluster`, or a
+        :class:`spatialdata.SpatialData` whose table ``table_key`` holds them. The panels are
+        drawn from the table (coordinates from its ``obsm[spatial_key]``, which
+        ``squidpy.gr.spatial_neighbors(sdata, ...)`` fills with the element centroids);
+        spatialdata-plot is not needed. To draw the labels on the shapes themselves, use e.g.
+        ``sdata.pl.render_shapes(color=key)`` of spatialdata-plot.
     key
         ``key_added`` of that call.
     color
-        ``obs`` column(s) or genes to colour by; default the cluster labels ``obs[key]``.
+        ``obs`` column(s) or genes to colour by; default the cluster labels ``obs[key]``. With
+        ``obs[key]`` and a categorical reference column (the first other one in ``color``, e.g.
+        annotated layers), each cluster is drawn in the colour of the reference group it
+        overlaps most (one-to-one matching of the contingency table), and clusters without a
+        match in colours that no reference group uses; the reference keeps its palette
+        (``adata.uns[f"{column}_colors"]`` when set, else scanpy's default). A ``palette`` in
+        ``**kwargs`` turns the matching off. Colours are chosen for the figure only:
+        ``adata.uns`` is not changed.
     spatial_key
         ``obsm`` key of the coordinates; ``None`` draws the UMAP only, as does the default
         ``"spatial"`` when absent (dissociated cells). Any other key must exist.
@@ -94,12 +116,16 @@ def embedding(
         Return the :class:`~matplotlib.figure.Figure`.
     random_state
         Seed of the UMAP.
+    table_key
+        For a SpatialData: the key of the table in ``sdata.tables``; ``None`` takes the only
+        table, else the one called ``"table"``. Must be ``None`` for an AnnData.
     **kwargs
         Passed to :func:`scanpy.pl.embedding`.
     """
     import matplotlib.pyplot as plt
     import scanpy as sc
 
+    adata = resolve_table(adata, table_key)  # a SpatialData's table: the UMAP cache goes there
     path = _figure_path(save)  # checked before any work
     rep = f"X_{key}"
     if rep not in adata.obsm:
@@ -132,8 +158,11 @@ def embedding(
         X=adata.X if genes else None,
         obs=adata.obs,
         var=adata.var[[]] if genes else None,
-        uns={k: v for k, v in adata.uns.items() if k.endswith("_colors")},
+        uns={k: list(v) for k, v in adata.uns.items() if k.endswith("_colors")},  # copies: scanpy may edit them
     )
+    plot_data.strings_to_categoricals()  # as scanpy would, on this private copy
+    if "palette" not in kwargs:
+        plot_data.uns.update(figure_palettes(plot_data.obs, plot_data.uns, key, colors))
     plot_data.obsm["X_umap"] = _umap_of(adata, key, random_state)
     adata.obsm[f"X_{key}_umap"] = plot_data.obsm["X_umap"]
     if spatial:
@@ -141,22 +170,21 @@ def embedding(
     i = 0
     for c in colors:
         for basis in bases:
-            sc.pl.embedding(
-                plot_data,
-                basis=basis,
-                color=c,
-                ax=axes[i],
-                show=False,
-                title=f"{c} ({'tissue' if basis == 'spatial' else 'UMAP of ' + rep})",
-                **kwargs,
-            )
+            with warnings.catch_warnings():  # scanpy's own call of a matplotlib API it must change
+                warnings.filterwarnings("ignore", "The set_bad function", PendingDeprecationWarning)
+                sc.pl.embedding(
+                    plot_data,
+                    basis=basis,
+                    color=c,
+                    ax=axes[i],
+                    show=False,
+                    title=f"{c} ({'tissue' if basis == 'spatial' else 'UMAP of ' + rep})",
+                    **kwargs,
+                )
             if basis == "spatial":
                 axes[i].set_aspect("equal")
                 axes[i].invert_yaxis()
             i += 1
-    for k, v in plot_data.uns.items():  # keep colours consistent across calls, as scanpy does
-        if k.endswith("_colors"):
-            adata.uns[k] = v
     fig.tight_layout()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from anndata import AnnData
 from scipy import sparse
@@ -9,14 +11,18 @@ from scipy import sparse
 from .. import _read
 from .. import _validation as val
 from .._constants import AUGMENT_KEY, PCA_KEY
+from .._spatialdata import resolve_table
 from .._write import check_outputs, write_results
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 #: Fields every ``uns[key_added]`` record of :func:`augment` has had.
 _RECORD_FIELDS = frozenset({"params", "fraction_masked", "n_edges"})
 
 
 def augment(
-    adata: AnnData,
+    adata: AnnData | SpatialData,
     *,
     use_rep: str | None = None,
     layer: str | None = None,
@@ -29,6 +35,7 @@ def augment(
     key_added: str = AUGMENT_KEY,
     overwrite: bool = False,
     random_state: int | None = 0,
+    table_key: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """Draw one augmented view of expression and of the cell graph.
@@ -40,7 +47,9 @@ def augment(
     Parameters
     ----------
     adata
-        Annotated data matrix with a cell graph in ``obsp``.
+        Annotated data matrix with a cell graph in ``obsp``, or a :class:`spatialdata.SpatialData`
+        whose table ``table_key`` is one (read, and written into in place; its links to the
+        spatial elements are kept).
     use_rep
         ``obsm`` key of the expression representation; default ``X_pca`` if present, else ``X``.
     layer
@@ -75,12 +84,17 @@ def augment(
         Replace existing entries under ``key_added`` even when ssc did not write them.
     random_state
         Seed; the global RNG state is not changed.
+    table_key
+        For a SpatialData: the key of the table in ``sdata.tables``; ``None`` takes the only
+        table, else the one called ``"table"``. Must be ``None`` for an AnnData.
     copy
-        Return a copy instead of writing to ``adata``.
+        Return a copy instead of writing to ``adata``. For a SpatialData, a copy of the table
+        (an AnnData) with the results; the SpatialData is left unchanged.
 
     Returns
     -------
-    ``None``, or the copy when ``copy=True``. Sets:
+    ``None``, or the copy when ``copy=True``. Sets (for a SpatialData, in its table
+    ``sdata.tables[table_key]``):
 
     ``adata.layers[key_added]`` or ``adata.obsm[key_added]``
         Augmented expression (a layer when the input was ``X`` or a layer, same sparsity).
@@ -96,6 +110,7 @@ def augment(
     from .._graph import edge_index_to_csr, graph_to_pairs
     from ..module import AugmentConfig, mask_features, perturb_edges
 
+    adata = resolve_table(adata, table_key)  # a SpatialData's table, written in place
     val.check_target(adata, copy=copy)
     key_added = val.check_key_added(key_added)
     seed = resolve_seed(random_state)

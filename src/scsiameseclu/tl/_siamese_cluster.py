@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from anndata import AnnData
 
 from .. import _validation as val
 from .._constants import DEFAULT_KEY
+from .._spatialdata import resolve_table
 from .._write import check_outputs, write_results
+
+if TYPE_CHECKING:
+    from spatialdata import SpatialData
 
 #: Fields every ``uns[key_added]`` record of this function has had, in every version.
 _RECORD_FIELDS = frozenset({"params", "n_clusters", "version"})
 
 
 def siamese_cluster(
-    adata: AnnData,
+    adata: AnnData | SpatialData,
     n_clusters: int | None = None,
     *,
     use_rep: str | None = None,
@@ -38,8 +43,9 @@ def siamese_cluster(
     random_state: int | None = 0,
     key_added: str = DEFAULT_KEY,
     overwrite: bool = False,
-    show_progress_bar: bool = True,
+    show_progress_bar: bool | None = None,
     return_model: bool = False,
+    table_key: str | None = None,
     copy: bool = False,
 ):
     """Cluster cells by Siamese fusion of expression and cell-graph views with OT self-labelling.
@@ -55,7 +61,10 @@ def siamese_cluster(
     ----------
     adata
         Annotated data matrix with a cell graph in ``obsp`` (``squidpy.gr.spatial_neighbors`` or
-        ``sc.pp.neighbors``).
+        ``sc.pp.neighbors``), or a :class:`spatialdata.SpatialData` whose table ``table_key``
+        is one: the table is read and the results are written into it, so the SpatialData
+        holds them; its links to the spatial elements (``uns['spatialdata_attrs']``, the region
+        and instance columns) are kept and never overwritten.
     n_clusters
         Number of clusters. ``None`` takes k as the number of Leiden communities (resolution 0.3)
         of the pre-trained embedding; the choice is recorded in ``uns[key_added]['n_clusters']``,
@@ -85,7 +94,7 @@ def siamese_cluster(
         prior weight ``graph_weight``. New cells given to the model need the same keys.
     library_key
         ``obs`` column naming each cell's library (slice or sample), as in
-        ``squidpy.gr.spatial_neighbors(adata, library_key=...)``, which builds one graph per slice.
+        ``squidpy.gr.spatial_neighbors_knn(adata, library_key=...)``, which builds one graph per slice.
         All libraries share one model and one set of labels. ``train_kwargs={"w_library": 1.0}``
         adds a library term (moment matching of the embedding between libraries) that keeps
         slice identity out of the embedding; it is off by default (``w_library=0``).
@@ -130,16 +139,23 @@ def siamese_cluster(
     overwrite
         Replace existing entries under ``key_added`` even when ssc did not write them.
     show_progress_bar
-        Show a tqdm bar over epochs.
+        Show a tqdm bar over epochs. ``None``: shown unless ``scanpy.settings.verbosity`` is 0
+        (errors only); ``True`` or ``False`` wins over the verbosity. ssc's info lines (inputs
+        read, k estimated, when training stopped) follow the verbosity alone: shown from 2
+        (``"info"``), to ``scanpy.settings.logfile``.
     return_model
         Also return the trained :class:`~scsiameseclu.model.SiameseClusterModel`.
+    table_key
+        For a SpatialData: the key of the table in ``sdata.tables``; ``None`` takes the only
+        table, else the one called ``"table"``. Must be ``None`` for an AnnData.
     copy
-        Return a copy instead of writing to ``adata``.
+        Return a copy instead of writing to ``adata``. For a SpatialData, a copy of the table
+        (an AnnData) with the results; the SpatialData is left unchanged.
 
     Returns
     -------
     ``None``, or the copy when ``copy=True`` (with the model, as a tuple, when ``return_model``).
-    Sets:
+    Sets (for a SpatialData, in its table ``sdata.tables[table_key]``):
 
     ``adata.obs[key_added]``
         Categorical cluster labels (strings, ``"0"`` the largest cluster).
@@ -160,6 +176,7 @@ def siamese_cluster(
     from ..model import SiameseClusterModel
 
     t_start = time.perf_counter()
+    adata = resolve_table(adata, table_key)  # a SpatialData's table, written in place
     val.check_target(adata, copy=copy)
     key_added = val.check_key_added(key_added)
     written = {"obs": (key_added,), "obsm": (f"X_{key_added}", f"{key_added}_proba"), "uns": (key_added,)}
@@ -199,11 +216,14 @@ def siamese_cluster(
     res = model.results()
     res.uns["timings"]["total"] = time.perf_counter() - t_start
     categories = [str(i) for i in range(res.proba.shape[1])]
+    # `res.embedding` is the model's own array (no copy on large data): a returned model keeps a
+    # copy, so that editing `obsm` cannot change what the model predicts.
+    embedding = res.embedding.copy() if return_model else res.embedding
     adata = write_results(
         adata,
         copy=copy,
         obs={key_added: pd.Categorical.from_codes(res.labels, categories=categories)},
-        obsm={f"X_{key_added}": res.embedding, f"{key_added}_proba": res.proba},
+        obsm={f"X_{key_added}": embedding, f"{key_added}_proba": res.proba},
         uns={key_added: res.uns},
         drop=stale,
     )

@@ -1,0 +1,45 @@
+"""Data-parallel training with torch.distributed: two CPU processes (gloo) against one."""
+
+import sys
+
+import pytest
+import torch
+
+from scsiameseclu.model._batches import _SeedStream
+from scsiameseclu.model._distributed import ProcessGroup
+
+
+def test_seed_stream_gives_each_rank_its_share():
+    n, batch, world = 103, 10, 3
+    streams = [_SeedStream(n, batch, torch.Generator().manual_seed(5), rank, world) for rank in range(world)]
+    single = _SeedStream(n, batch, torch.Generator().manual_seed(5))
+    first = single.next()
+    for step in range(8):  # three passes: each reshuffles the same way on every rank
+        seeds = [s.next() for s in streams]
+        together = torch.cat(seeds)
+        assert together.unique().numel() == batch * world  # disjoint shares
+        if step == 0:
+            assert torch.equal(seeds[0], first)  # rank 0 of a group draws what one process would
+    assert streams[0].batch_size == batch and _SeedStream(5, 10, torch.Generator(), 1, 2).batch_size == 2
+
+
+def test_without_a_process_group_nothing_is_distributed():
+    group = ProcessGroup.current()
+    assert (group.rank, group.world_size, group.active) == (0, 1, False)
+    assert group.seed(7) == 7 and ProcessGroup(1, 2).seed(7) != 7
+    value = torch.tensor([1.0, 2.0])
+    assert group.mean(value) is value and group.from_rank0(3) == 3
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="torchrun's gloo rendezvous on localhost")
+def test_two_processes_cluster_like_one():
+    """2 ranks (mini-batches, each its share of the seeds) vs 1 process, same seed: ARI within 0.02."""
+    from benchmarks.ddp import launch
+    from sklearn.metrics import adjusted_rand_score
+
+    one = launch("synthetic:1500", 0, 256, nproc=1, timeout=600)
+    two = launch("synthetic:1500", 0, 256, nproc=2, timeout=600)
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert one["mode"] == two["mode"] == "minibatch"
+    assert abs(two["ari"] - one["ari"]) <= 0.02, (one["ari"], two["ari"])
+    assert adjusted_rand_score(one["labels"], two["labels"]) > 0.9
