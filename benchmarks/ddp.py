@@ -180,7 +180,27 @@ def main(argv: list[str] | None = None) -> None:
                 args.out.mkdir(parents=True, exist_ok=True)
                 with (args.out / "ddp.jsonl").open("a") as fh:
                     fh.write(json.dumps({k: v for k, v in rows[-1].items() if k != "labels"}) + "\n")
-    sys.stdout.write(table(rows))
+    text = table(rows)
+    sys.stdout.write(text)
+    (args.out / "ddp.md").write_text(report(text, args))
+
+
+def report(text: str, args) -> str:
+    import platform
+
+    import torch
+
+    return (
+        "# Data-parallel training: processes against one (issue 30)\n\n"
+        f"`python -m benchmarks.ddp --datasets {' '.join(args.datasets)} --seeds {' '.join(map(str, args.seeds))} "
+        f"--nproc {args.nproc}" + (f" --batch-size {args.batch_size}" if args.batch_size else "") + "`: each "
+        "dataset and seed once in one process and once under `torchrun --standalone "
+        f"--nproc_per_node {args.nproc}` (gloo backend, one CPU thread per process, also for the single "
+        "process), ssc defaults with the true k. ARI against the annotation; the last column compares the "
+        "labels of the two runs with each other. "
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}.\n\n" + text
+    )
 
 
 if __name__ == "__main__":

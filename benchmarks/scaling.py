@@ -219,8 +219,8 @@ def _key(run: dict) -> tuple:
 def table(runs: list[dict]) -> str:
     lines = [
         "| dataset | cells | tiled | device | training (per step) | graph s | pre-train s | init s | clustering s "
-        "| inference s | mixture s | ssc s (CPU s) | peak RSS MB (ssc) | GPU MB | ARI | NMI | load before/after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| inference s | mixture s | ssc s (CPU s) | peak RSS MB (ssc) | GPU MB | ARI | NMI | load before/after | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(runs, key=lambda r: (r["dataset"], r["tiled"], r["n_obs"], r["device"])):
         tr = r["training"]
@@ -237,13 +237,14 @@ def table(runs: list[dict]) -> str:
             f"{r['seconds_cluster']:.1f} | {r.get('seconds_embed', 0.0) + r['seconds_inference']:.1f} | "
             f"{r.get('seconds_mixture', float('nan')):.1f} | {r['seconds_ssc']:.1f} "
             f"({r['cpu_seconds_ssc']:.0f}) | {r['peak_rss_mb']:.0f} ({r['peak_rss_ssc_mb']:.0f}) | {gpu} | "
-            f"{r['ari']:.3f} | {r['nmi']:.3f} | {r['loadavg_before']:.1f}/{r['loadavg_after']:.1f} |"
+            f"{r['ari']:.3f} | {r['nmi']:.3f} | {r['loadavg_before']:.1f}/{r['loadavg_after']:.1f} | "
+            f"{r.get('git_commit', '–')} |"
         )
     return "\n".join(lines)
 
 
 def summary(runs: list[dict]) -> str:
-    """Memory slope between the two largest sizes and ARI against the untiled reference."""
+    """Log-log slopes of memory and time (from the first size >= 100,000 and from 1,000,000 cells to the largest) and ARI against the untiled reference."""
     out = []
     for short in sorted({r["dataset"] for r in runs}):
         for device in sorted({r["device"] for r in runs if r["dataset"] == short}):
@@ -254,8 +255,11 @@ def summary(runs: list[dict]) -> str:
                 diffs = ", ".join(f"{r['n_obs']:,}: {r['ari'] - ref[0]['ari']:+.3f}" for r in tiled)
                 out.append(f"- {short} on {device}: untiled ARI {ref[0]['ari']:.3f}; tiled minus untiled: {diffs}.")
             big = [r for r in tiled if r["n_obs"] >= 100_000]
-            if len(big) >= 2:
-                a, b = big[0], big[-1]
+            spans = [(big[0], big[-1])] if len(big) >= 2 else []
+            million = [r for r in big if r["n_obs"] >= 1_000_000]
+            if len(million) >= 2 and million[0] is not big[0]:  # the slope the atlas-scale target names
+                spans.append((million[0], million[-1]))
+            for a, b in spans:
                 span = math.log(b["n_obs"] / a["n_obs"])
                 slope = math.log(b["peak_rss_mb"] / a["peak_rss_mb"]) / span
                 grow_a = a["peak_rss_ssc_mb"] - a["rss_idle_mb"]
@@ -354,10 +358,11 @@ def main() -> None:
                 sys.stderr.write(res.stderr[-3000:])
                 sys.exit(f"{short} n={n} failed (exit {res.returncode})")
             run = json.loads(res.stdout.strip().splitlines()[-1])
-            runs = [r for r in runs if _key(r) != _key(run)] + [run]
             commit = subprocess.run(
                 ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
             ).stdout.strip()
+            run["git_commit"] = commit  # rows of other runs keep theirs
+            runs = [r for r in runs if _key(r) != _key(run)] + [run]
             meta = {
                 "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                 "cpus": os.cpu_count(),

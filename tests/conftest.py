@@ -143,3 +143,18 @@ def require_shared(name):
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+# `python -m pytest -m "not slow"` is the quick check (about a minute): the unit tests of the
+# building blocks, settings, install and benchmark tables. Every test in the other files trains
+# the model, runs real data or executes tutorials, so it counts as slow; in the quick files, the
+# few tests that do so carry `@pytest.mark.slow` themselves.
+QUICK_FILES = frozenset(
+    {"test_module.py", "test_settings.py", "test_install.py", "test_benchmarks.py", "test_distributed.py"}
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in QUICK_FILES:
+            item.add_marker(pytest.mark.slow)

@@ -363,13 +363,13 @@ def test_threads_chosen_inside_the_call_and_restored(tissue, monkeypatch):
         assert tissue.uns["ssc"]["training"]["n_threads"] == 2  # mini-batches: the caller's setting
         with pytest.raises(ValueError, match="n_jobs"):
             ssc.tl.siamese_cluster(tissue, n_clusters=4, n_jobs=0, **FAST)
-        from scsiameseclu.model import _schedule
+        from scsiameseclu.model import _distributed
 
         def interrupted(*args, **kwargs):
             assert torch.get_num_threads() == 1
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(_schedule, "training_step", interrupted)
+        monkeypatch.setattr(_distributed, "training_step", interrupted)
         with pytest.raises(KeyboardInterrupt):
             ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
         assert torch.get_num_threads() == 2

@@ -145,10 +145,10 @@ def _raise(error):
 
 
 _STAGES = {
-    # stage: (module, class or None, function the stage calls)
-    "pre-training step": ("scsiameseclu.model._schedule", None, "training_step"),
+    # stage: (module, class or None, function the stage calls; the step through the process group)
+    "pre-training step": ("scsiameseclu.model._distributed", None, "training_step"),
     "prototype seeding": ("scsiameseclu.model._schedule", None, "seed_prototypes"),
-    "clustering step": ("scsiameseclu.model._schedule", None, "training_step"),
+    "clustering step": ("scsiameseclu.model._distributed", None, "training_step"),
     "k estimation": ("scsiameseclu.model._n_clusters", None, "estimate_n_clusters"),
     "final mixture": ("scsiameseclu.model._final_mixture", None, "fit_final_mixture"),
     "assignments": ("scsiameseclu.model._model", "SiameseClusterModel", "_assign"),

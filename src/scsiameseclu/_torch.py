@@ -1,6 +1,6 @@
 """PyTorch, imported with instructions where it is missing.
 
-``import scsiameseclu`` does not import torch: ``ssc.datasets`` and ``ssc.pl`` work without it.
+``import scsiameseclu`` does not import torch, nor does ``ssc.datasets``.
 ``ssc.model`` and ``ssc.module`` (so ``ssc.tl.siamese_cluster``) import it through this module first,
 which names the install command instead of a bare ``No module named 'torch'``.
 """

@@ -198,21 +198,21 @@ class _SeedStream:
     """Seed cells without replacement within a pass over the data, reshuffled every pass.
 
     Under data-parallel training every rank draws the same permutation (one shared generator) and
-    takes its own share of each step's ``world_size × batch_size`` cells.
+    takes every ``world_size``-th cell of each step's ``batch_size`` seeds: the ranks split the
+    batch one process would train on, so a step costs each of them a share of it.
     """
 
     def __init__(self, n: int, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1):
-        self.n, self.batch_size, self.generator = n, min(batch_size, n // world_size), generator
+        self.n, self.batch_size, self.generator = n, min(max(batch_size, world_size), n), generator
         self.rank, self.world_size = rank, world_size
         self.perm, self.pos = torch.randperm(n, generator=generator), 0
 
     def next(self) -> torch.Tensor:
-        step = self.batch_size * self.world_size
-        if self.pos + step > self.n:
+        if self.pos + self.batch_size > self.n:
             self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
-        start = self.pos + self.rank * self.batch_size
-        self.pos += step
-        return self.perm[start : start + self.batch_size]
+        seeds = self.perm[self.pos : self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return seeds[self.rank :: self.world_size]
 
 
 @dataclass
@@ -275,9 +275,9 @@ class SampledNeighbourhoods:
     drop); the seeds, a uniform sample of cells, estimate the cluster sizes. Prototypes are
     seeded from the exact embedding of a fixed subsample, and the stopping rule compares the
     labels of another. The adjacency stays on the CPU as CSR; only a batch moves to the device.
-    With ``world_size`` ranks (data-parallel training), each takes its ``rank``'s share of every
-    step's seeds; ``generator`` must then be in the same state on every rank, so that the seed
-    permutations and the fixed subsamples agree.
+    With ``world_size`` ranks (data-parallel training), ``batch_size`` is the seeds of a step
+    across all ranks and each takes its ``rank``'s share; ``generator`` must then be in the same
+    state on every rank, so that the seed permutations and the fixed subsamples agree.
     """
 
     mode = "minibatch"

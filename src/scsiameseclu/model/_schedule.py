@@ -132,6 +132,10 @@ def fit(
        assignment term on Sinkhorn targets whose cluster sizes follow a running estimate (pulled
        towards uniform by ``balance``); stops when fewer than ``tol`` of the labels of
        ``source.check_labels`` change between checks, every ``check_every`` steps.
+
+    Inside a ``torch.distributed`` process group the steps are data-parallel
+    (:class:`~scsiameseclu.model._distributed.ProcessGroup`): gradients averaged by DDP, k,
+    prototypes and the stopping decision from rank 0, size estimates and loss averaged.
     """
     group = ProcessGroup.current()
     record = TrainingRecord(

@@ -104,10 +104,9 @@ def augment(
         Parameters and what changed (fraction of non-zero entries masked, edges dropped and
         added).
     """
-    import torch
-
     from .._device import resolve_seed
     from .._graph import edge_index_to_csr, graph_to_pairs
+    from .._torch import torch  # names the install command where torch is missing
     from ..module import AugmentConfig, mask_features, perturb_edges
 
     adata = resolve_table(adata, table_key)  # a SpatialData's table, written in place
