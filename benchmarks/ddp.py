@@ -94,8 +94,10 @@ def worker(dataset: str, seed: int, batch_size: int | None, out: Path) -> None:
     try:
         adata, labels, k, kwargs = load(dataset)
         t0 = time.perf_counter()
+        # One torch thread per process, as torchrun intends (OMP_NUM_THREADS=1): two processes of
+        # two threads each on two cores would spend their time waiting for each other.
         ssc.tl.siamese_cluster(
-            adata, n_clusters=k, random_state=seed, batch_size=batch_size, show_progress_bar=False, **kwargs
+            adata, n_clusters=k, random_state=seed, batch_size=batch_size, n_jobs=1, show_progress_bar=False, **kwargs
         )
         seconds = time.perf_counter() - t0
         rank = dist.get_rank() if distributed else 0
