@@ -28,7 +28,7 @@ def test_without_a_process_group_nothing_is_distributed():
     assert (group.rank, group.world_size, group.active) == (0, 1, False)
     assert group.seed(7) == 7 and ProcessGroup(1, 2).seed(7) != 7
     value = torch.tensor([1.0, 2.0])
-    assert group.mean(value) is value and group.from_rank0(3) == 3
+    assert group.mean(value) is value and group.from_rank0(3, torch.device("cpu")) == 3
 
 
 @pytest.mark.slow

@@ -87,12 +87,12 @@ class ProcessGroup:
         dist.all_reduce(total)
         return total / self.world_size
 
-    def from_rank0(self, value: int) -> int:
-        """Rank 0's ``value`` on every rank."""
+    def from_rank0(self, value: int, device: torch.device) -> int:
+        """Rank 0's ``value`` on every rank (sent as a tensor on ``device``, which NCCL needs to be the rank's GPU)."""
         if not self.active:
             return value
         import torch.distributed as dist
 
-        box = [int(value)]
-        dist.broadcast_object_list(box, src=0)
-        return int(box[0])
+        box = torch.tensor([int(value)], dtype=torch.long, device=device)
+        dist.broadcast(box, src=0)
+        return int(box.item())

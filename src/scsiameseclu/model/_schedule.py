@@ -165,7 +165,7 @@ def fit(
             raise divergence_error("non-finite embedding after pre-training", train.learning_rate)
 
         def agreed_k(z):  # one k for all ranks: rank 0's
-            return group.from_rank0(n_clusters_fn(z))
+            return group.from_rank0(n_clusters_fn(z), source.device)
 
         choose_k = agreed_k if n_clusters_fn is not None and group.active else n_clusters_fn
         seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, choose_k)
@@ -199,7 +199,7 @@ def fit(
             if (epoch + 1) % train.check_every == 0:
                 new = source.check_labels(net)
                 stop = labels_settled(record, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
-                stop = bool(group.from_rank0(stop))
+                stop = bool(group.from_rank0(stop, source.device))
                 labels = new
                 if stop:
                     break
