@@ -69,11 +69,19 @@ def _std(dense: np.ndarray, axis=None):
 
 
 def _blocked_std(dense: np.ndarray, axis) -> np.ndarray | np.floating:
-    """:func:`_std` over blocks of rows: float64 sums of each block, then of squared deviations."""
-    # Divided by the peak (a power of two: exact) so that squares of huge values cannot overflow.
-    peak = max(float(np.abs(block).max()) for _, block in _read.row_blocks(dense)) or 1.0
+    """:func:`_std` over blocks of rows: float64 sums and the peak of each block, then squared deviations.
+
+    Two passes over the input (a dask array is read twice, not three times).
+    """
+    total, peak = 0.0, 0.0
+    for _, block in _read.row_blocks(dense):
+        total = total + block.sum(0, dtype=np.float64)
+        peak = max(peak, float(np.abs(block).max()))
+    # Divided by the peak (a power of two: exact, so dividing the sum afterwards is the same) so
+    # that squares of huge values cannot overflow.
+    peak = peak or 1.0
     scale = 2.0 ** np.ceil(np.log2(peak)) if np.isfinite(peak) else 1.0
-    total = sum(block.sum(0, dtype=np.float64) for _, block in _read.row_blocks(dense)) / scale
+    total = total / scale
     count = dense.shape[0] if axis == 0 else dense.shape[0] * dense.shape[1]
     mean = total / count if axis == 0 else total.sum() / count
     squares = sum((((block / scale) - mean) ** 2).sum(0) for _, block in _read.row_blocks(dense))

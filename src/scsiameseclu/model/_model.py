@@ -338,15 +338,15 @@ class SiameseClusterModel:
         from ._schedule import fit, sampler_generator
 
         settings, data = self.settings, self.data
-        pairs = graph_to_pairs(data.graph)
         minibatch = settings.minibatch(data.n_obs, batch_size)
-        # Large data: one CSR of the graph (int32 indices) serves the training batches and the
-        # chunked inference, and the edge pairs are dropped. (Chunked inference implies
-        # mini-batches, so the whole-graph source always finds pairs in `edges`.)
-        chunked = settings.chunked_inference(data.n_obs)
-        graph = CellGraph(pairs, data.n_obs) if minibatch or chunked else None
-        edges = graph if chunked else pairs
-        del pairs
+        # Large data: one CSR of the graph (int32 indices) serves the chunked inference and the
+        # training batches. (Chunked inference implies mini-batches, so the whole-graph source
+        # always finds pairs in `edges`.)
+        edges = self._inference_edges(data.graph)
+        if isinstance(edges, CellGraph):
+            graph = edges
+        else:
+            graph = CellGraph(edges, data.n_obs) if minibatch else None
         by_resolution: dict[float, int] = {}
 
         def choose_k(z: np.ndarray) -> int:
