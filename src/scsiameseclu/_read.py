@@ -66,22 +66,49 @@ def is_lazy(mat) -> bool:
 
 
 def row_blocks(mat):
-    """``(start, block)`` over blocks of ``ROW_BLOCK`` rows, each a numpy array (lazy inputs read block by block)."""
+    """``(start, block)`` over blocks of ``ROW_BLOCK`` rows of a float matrix, each C-ordered float32.
+
+    Every reduction over a large or lazy input reads it through these blocks (a dask array block by
+    block), so that its result depends on the values only, not on the input's memory order or
+    float width (numpy sums F- and C-ordered arrays in different orders, which changes the last
+    bits), and no copy of the whole input is made.
+    """
     for start in range(0, mat.shape[0], ROW_BLOCK):
-        yield start, np.asarray(mat[start : start + ROW_BLOCK])
+        with np.errstate(over="ignore"):  # values beyond float32 become inf: the checks name them
+            block = np.ascontiguousarray(mat[start : start + ROW_BLOCK], dtype=np.float32)
+        yield start, block
+
+
+def canonical_csr(mat) -> sparse.csr_matrix:
+    """``mat`` as CSR with sorted indices and duplicate entries summed (a copy where it was not so).
+
+    The user's arrays are never changed in place; index arrays are int32 where they fit.
+    """
+    mat = sparse.csr_matrix(mat)  # shares the arrays of a CSR input
+    if not mat.has_canonical_format:
+        mat = mat.copy()
+        mat.sum_duplicates()  # sums duplicates and sorts the indices, in the input's dtype
+    if mat.nnz < np.iinfo(np.int32).max and mat.indices.dtype != np.int32:
+        mat = sparse.csr_matrix(
+            (mat.data, mat.indices.astype(np.int32), mat.indptr.astype(np.int32)), shape=mat.shape, copy=False
+        )
+    return mat
 
 
 def checked_matrix(mat, source: str, n_obs: int):
-    """``mat`` after the checks of :func:`get_features`; float32, except that integer counts get log1p.
+    """``mat`` after the checks of :func:`get_features`, in one canonical form.
 
-    A float32 array is returned as it is (no copy); a dask array stays lazy and is checked block
-    by block (:func:`row_blocks`), as is a large dense one, so that no temporary the size of
-    the input is made.
+    Results must depend on the values alone, not on how they are stored, so every input is
+    brought to one form here, once: a dense matrix becomes C-contiguous float32 (no copy where it
+    already is; a matrix of more than ``ROW_BLOCK`` rows, or a dask array, is left as it is and read
+    in C-ordered float32 blocks, :func:`row_blocks`, so that no second copy of it is made); a sparse
+    one becomes CSR with sorted indices, duplicates summed and float32 values
+    (:func:`canonical_csr`). Integer-typed matrices are counts: log1p in float64, then float32.
     """
     if hasattr(mat, "to_numpy"):  # DataFrame in obsm
         mat = mat.to_numpy()
     if sparse.issparse(mat):
-        mat = sparse.csr_matrix(mat)
+        mat = canonical_csr(mat)
         values = mat.data
     elif is_lazy(mat):
         if mat.ndim != 2 or mat.shape[0] != n_obs:
@@ -104,7 +131,11 @@ def checked_matrix(mat, source: str, n_obs: int):
         msg = f"{source} must be real-valued, got dtype {values.dtype}."
         raise TypeError(msg)
     if not sparse.issparse(mat) and np.issubdtype(values.dtype, np.floating):
-        return _checked_blocks(mat.astype(np.float32, copy=False), source)
+        if mat.shape[0] <= ROW_BLOCK:
+            # Not finite in float32 (beyond its range) is caught by the checks below.
+            with np.errstate(over="ignore"):
+                mat = np.ascontiguousarray(mat, dtype=np.float32)
+        return _checked_blocks(mat, source)
     if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
         msg = f"{source} contains NaN or infinite values; remove or impute them first."
         raise ValueError(msg)
@@ -113,9 +144,13 @@ def checked_matrix(mat, source: str, n_obs: int):
             msg = f"{source} has an integer dtype, so it is read as counts, but it has negative values."
             raise ValueError(msg)
         logger.info("%s is integer-typed: treating it as counts and applying log1p.", source)
-        mat = mat.log1p() if sparse.issparse(mat) else np.log1p(mat)
-    mat = mat.astype(np.float32)
+        mat = mat.astype(np.float64).log1p() if sparse.issparse(mat) else np.log1p(mat, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        mat = mat.astype(np.float32)
     if sparse.issparse(mat):
+        if not np.isfinite(mat.data).all():
+            msg = f"{source} has values beyond float32; rescale them first."
+            raise ValueError(msg)
         _refuse_empty_cells(int((np.asarray(abs(mat).sum(1)).ravel() == 0).sum()), source)
         return mat
     return _checked_blocks(mat, source)

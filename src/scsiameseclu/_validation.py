@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from numbers import Integral
+from pathlib import Path
 
 import numpy as np
 from anndata import AnnData
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside this package (the user's line).
+
+    Public functions reach their warnings through different depths of internal calls; counting
+    the frames here, rather than hard-coding a ``stacklevel`` at each warning, keeps every
+    warning pointing at the user's own call.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)
 
 
 def check_adata(adata) -> None:

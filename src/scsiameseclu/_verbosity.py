@@ -104,17 +104,22 @@ def scanpy_quiet():
 
     ssc's Leiden seeds and private neighbour graphs are not the user's calls: ``running Leiden
     clustering`` at every resolution tried would drown ssc's own lines. The verbosity is restored
-    on exit, also on an error.
+    on exit, also on an error. The block holds :data:`~scsiameseclu._device.GLOBAL_STATE_LOCK`:
+    the verbosity, and igraph's random number generator that scanpy's Leiden swaps in and out,
+    are process-wide, so ssc calls in several threads run these blocks one at a time.
     """
     import scanpy as sc
 
-    before = sc.settings.verbosity
-    if before > 1:
-        sc.settings.verbosity = 1
-    try:
-        yield
-    finally:
-        sc.settings.verbosity = before
+    from ._device import GLOBAL_STATE_LOCK
+
+    with GLOBAL_STATE_LOCK:
+        before = sc.settings.verbosity
+        if before > 1:
+            sc.settings.verbosity = 1
+        try:
+            yield
+        finally:
+            sc.settings.verbosity = before
 
 
 @contextmanager

@@ -86,8 +86,12 @@ class CellGraph:
         """The adjacency as a torch sparse CSR tensor (float32 ones), for sparse-dense products."""
         import warnings
 
+        from .._device import GLOBAL_STATE_LOCK
+
         values = torch.ones(self.n_edges, dtype=torch.float32)
-        with warnings.catch_warnings():  # torch's notice that its CSR support is in beta: not for users
+        # torch's notice that its CSR support is in beta is not for users; warning filters are
+        # process-wide, so concurrent calls change them one at a time.
+        with GLOBAL_STATE_LOCK, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return torch.sparse_csr_tensor(
                 self.rowptr, self.col, values, size=(self.n_nodes,) * 2, check_invariants=False

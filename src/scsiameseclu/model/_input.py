@@ -17,6 +17,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .. import _read
+from .. import _validation as val
 from .._constants import PCA_KEY
 
 logger = logging.getLogger("scsiameseclu")
@@ -36,12 +37,9 @@ def _dense(mat):
 def _scaled(dense: np.ndarray, index: np.ndarray, scale: float) -> np.ndarray:
     """``dense[:, index] / scale`` as float32, written block by block into one array.
 
-    Rows are scaled ``ROW_BLOCK`` at a time (a dask array is read so, block by block): the
-    scaled float32 input is then the only full-size array made.
-
-    The same numbers as the whole-matrix expression (the division runs in the input's dtype, then
-    rounds to float32), without its full-size temporaries: the column selection, the quotient
-    and the cast each copied the whole matrix.
+    Rows are scaled ``ROW_BLOCK`` at a time, as C-ordered float32 blocks (a dask array is read
+    so, block by block): the scaled float32 input is then the only full-size array made, and its
+    values do not depend on the input's memory order.
     """
     every = index.size == dense.shape[1] and bool((index == np.arange(dense.shape[1])).all())
     out = np.empty((dense.shape[0], index.size), dtype=np.float32)
@@ -146,6 +144,73 @@ class ModalitySpec:
         return cls(values["source"], int(n), tuple(int(i) for i in index), float(scale))
 
 
+@dataclass(frozen=True)
+class GeneMatch:
+    """Where a model's training genes are among the genes of new cells."""
+
+    n_genes: int  # training genes
+    present: np.ndarray  # positions, among the training genes, of those found
+    columns: np.ndarray  # their columns in the new cells
+    missing: np.ndarray  # positions of the training genes not found
+
+    @classmethod
+    def find(cls, genes: tuple[str, ...], var_names) -> GeneMatch | None:
+        """Match by name; ``None`` when ``var_names`` has duplicates (a name could mean two genes)."""
+        names = list(map(str, var_names))
+        position = {g: i for i, g in enumerate(names)}
+        if len(position) < len(names):
+            return None
+        found = np.array([g in position for g in genes], dtype=bool)
+        present, missing = np.flatnonzero(found), np.flatnonzero(~found)
+        columns = np.array([position[genes[i]] for i in present], dtype=np.int64)
+        return cls(len(genes), present, columns, missing)
+
+    @property
+    def share_missing(self) -> float:
+        return self.missing.size / self.n_genes
+
+    def check(self, gene_means: np.ndarray | None, max_missing: float, *, fix: str) -> None:
+        """Refuse (``ValueError``) or warn about missing genes; they are filled with ``gene_means``.
+
+        Up to ``max_missing`` of the training genes may be missing when the model knows their
+        means; then each missing gene takes its mean over the training cells (so it moves no cell
+        away from the others) and a warning counts them. More, or a model saved without the
+        means, is refused with the count and ``fix``.
+        """
+        if not self.missing.size:
+            return
+        count = f"{self.missing.size:,} of the model's {self.n_genes:,} training genes ({self.share_missing:.0%})"
+        if gene_means is None or self.share_missing > max_missing:
+            why = (
+                f"more than the {max_missing:.0%} that can be filled with their training means"
+                if gene_means is not None
+                else "and this model was saved without the genes' training means, so they cannot be filled"
+            )
+            msg = f"`adata.var_names` lack {count}, {why}. {fix}"
+            raise ValueError(msg)
+        val.warn_user(
+            f"`adata.var_names` lack {count}; each is filled with its mean over the training cells. The "
+            f"more genes are missing, the less the clusters can be trusted (docs: 'Reuse on new data'). {fix}"
+        )
+
+    def take(self, mat, gene_means: np.ndarray | None) -> np.ndarray:
+        """``mat``'s columns of the training genes, in training order, missing ones at ``gene_means`` (float32)."""
+        sub = mat[:, self.columns]
+        out = np.empty((mat.shape[0], self.n_genes), dtype=np.float32)
+        out[:, self.present] = sub.toarray() if sparse.issparse(sub) else np.asarray(sub)
+        if self.missing.size:
+            out[:, self.missing] = gene_means[self.missing]
+        return out
+
+
+def _column_means(mat) -> np.ndarray:
+    """Mean of every column (float64), dense by row blocks (a dask array read block by block)."""
+    if sparse.issparse(mat):
+        return np.asarray(mat.mean(0, dtype=np.float64)).ravel()
+    total = sum(block.sum(0, dtype=np.float64) for _, block in _read.row_blocks(mat))
+    return total / mat.shape[0]
+
+
 @dataclass(frozen=True, eq=False)
 class Projection:
     """A PCA input's loadings on the training genes, and its centring when it was verified.
@@ -154,6 +219,8 @@ class Projection:
     ``X @ loadings - offset`` reproduces the stored PCA on the training data, so that new cells
     with these genes can be projected onto the training PCs. It is solved for rather than taken
     from the training cells' means, so it also holds when the PCA was fitted on a larger object.
+    ``gene_means`` (each gene's mean over the training cells) stand in for genes that new cells
+    lack (:meth:`GeneMatch.check`).
     """
 
     var_names: tuple[str, ...]
@@ -162,6 +229,7 @@ class Projection:
     # Whether the training X held whole numbers (raw counts): new X must agree, so that raw counts
     # are not projected onto PCs of log-normalised data (or the reverse).
     counts: bool = False
+    gene_means: np.ndarray | None = None  # genes, float64
 
     @classmethod
     def fit(cls, adata: AnnData, pca: np.ndarray) -> Projection | None:
@@ -173,7 +241,7 @@ class Projection:
         rows = np.flatnonzero(np.abs(pcs).sum(1) > 0)  # scanpy leaves genes outside `mask_var` at zero
         names = tuple(map(str, adata.var_names[rows]))
         loadings = pcs[rows].astype(np.float32)
-        offset, counts = None, False
+        offset, counts, means = None, False, None
         x = None if adata.isbacked or adata.X is None else adata.X
         if x is not None and len(set(names)) == len(names):
             sub = x[:, rows]
@@ -184,9 +252,10 @@ class Projection:
             candidate = (projected - target).mean(0)
             if np.abs(projected - candidate - target).max() <= _PCA_CHECK_RTOL * max(float(np.abs(target).max()), 1e-12):
                 offset = candidate
+                means = _column_means(sub)
         if offset is None:
             logger.info("`obsm[%r]` is not `X @ varm['PCs']` up to centring; new cells cannot be projected.", PCA_KEY)
-        return cls(names, loadings, offset, counts)
+        return cls(names, loadings, offset, counts, means)
 
     def same_pca(self, adata: AnnData) -> bool:
         """Whether ``adata.varm['PCs']`` holds these loadings on these genes (the same PCA)."""
@@ -198,17 +267,26 @@ class Projection:
         pcs = np.asarray(adata.varm["PCs"])[[position[g] for g in self.var_names]]
         return bool(np.allclose(pcs, self.loadings, rtol=1e-4, atol=1e-6))
 
-    def project(self, adata: AnnData) -> np.ndarray | None:
-        """``adata``'s coordinates on the training PCs from its genes; ``None`` if it cannot be done."""
+    def project(self, adata: AnnData, *, max_missing: float) -> np.ndarray | None:
+        """``adata``'s coordinates on the training PCs from its genes; ``None`` if it cannot be done.
+
+        Training genes that ``adata`` lacks take their training means (up to ``max_missing`` of
+        them, with a warning; more are refused, see :meth:`GeneMatch.check`).
+        """
         if self.offset is None or adata.X is None or adata.isbacked:
             return None
-        position = {g: i for i, g in enumerate(map(str, adata.var_names))}
-        if len(position) < adata.n_vars or not all(g in position for g in self.var_names):
+        match = GeneMatch.find(self.var_names, adata.var_names)
+        if match is None or not match.present.size:
             return None
-        x = adata.X[:, [position[g] for g in self.var_names]]
-        if _whole_numbers(_sample_rows(x)) != self.counts:
+        if _whole_numbers(_sample_rows(adata.X[:, match.columns])) != self.counts:
             return None  # raw counts where the PCA was of normalised data, or the reverse
-        x = x.toarray() if sparse.issparse(x) else np.asarray(x)
+        fix = (
+            "To project onto the training PCs, train on the genes both data sets share: "
+            "`genes = adata_train.var_names.intersection(adata_new.var_names)`, then `adata_train[:, genes].copy()` "
+            "(and the same for the new cells) before `sc.pp.pca`."
+        )
+        match.check(self.gene_means, max_missing, fix=fix)
+        x = match.take(adata.X, self.gene_means)
         return (x @ self.loadings.astype(np.float64) - self.offset).astype(np.float32)
 
 
@@ -243,6 +321,9 @@ class InputSpec:
         ``obsm`` keys of the extra modalities; ``obs`` column of the library.
     projection
         For an ``obsm['X_pca']`` input, the training PCA (:class:`Projection`).
+    gene_means
+        For ``X`` or layer input, each training gene's mean over the training cells (as read:
+        counts after log1p), which stands in for a gene that new cells lack.
     """
 
     use_rep: str | None
@@ -255,6 +336,7 @@ class InputSpec:
     extras: tuple[ModalitySpec, ...]
     library_key: str | None
     projection: Projection | None
+    gene_means: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -290,23 +372,35 @@ class InputSpec:
                 stacklevel=4,
             )
         projection = Projection.fit(adata, mat) if source == f"obsm['{PCA_KEY}']" else None
+        gene_level = not source.startswith("obsm")
         spec = cls(
             use_rep=use_rep,
             layer=layer,
             connectivity_key=graph_key,
             spatial_graph=spatial,
-            var_names=None if source.startswith("obsm") else tuple(map(str, adata.var_names)),
+            var_names=tuple(map(str, adata.var_names)) if gene_level else None,
             expression=expression,
             extra_rep=extra_keys,
             extras=tuple(extras),
             library_key=library_key,
             projection=projection,
+            gene_means=_column_means(mat) if gene_level else None,
         )
         return spec, TrainingData(x, graph, library)
 
     @property
     def source(self) -> str:
         return self.expression.source
+
+    @property
+    def input_keys(self) -> tuple[str | None, str | None]:
+        """The resolved expression input as ``(use_rep, layer)`` arguments: ``("X", None)`` for ``X``."""
+        source = self.source
+        if source.startswith("layers['") and source.endswith("']"):
+            return None, source[len("layers['") : -2]
+        if source.startswith("obsm['") and source.endswith("']"):
+            return source[len("obsm['") : -2], None
+        return "X", None
 
     @property
     def extra_dims(self) -> tuple[int, ...]:
@@ -316,16 +410,17 @@ class InputSpec:
     def n_input(self) -> int:
         return len(self.expression.index) + sum(self.extra_dims)
 
-    def features(self, adata: AnnData, *, match_genes: str = "name") -> np.ndarray:
+    def features(self, adata: AnnData, *, match_genes: str = "name", max_missing: float = 0.0) -> np.ndarray:
         """Network input of new cells, read and scaled as in training.
 
-        ``match_genes="name"`` finds the training genes in ``adata.var_names`` and refuses data
-        that lacks any; ``"position"`` takes the columns in order when the names differ.
+        ``match_genes="name"`` finds the training genes in ``adata.var_names``; up to a share
+        ``max_missing`` of them may be missing and take their training means, with a warning
+        (:meth:`GeneMatch.check`). ``"position"`` takes the columns in order when the names differ.
         """
         if match_genes not in ("name", "position"):
             msg = f"`match_genes` must be 'name' or 'position', got {match_genes!r}."
             raise ValueError(msg)
-        mat = self._expression(adata, match_genes)
+        mat = self._expression(adata, match_genes, max_missing)
         x = self.expression.apply(mat)
         blocks = []
         for key, spec in zip(self.extra_rep, self.extras, strict=True):
@@ -339,28 +434,31 @@ class InputSpec:
         """The validated cell graph of new cells (the training key, or squidpy's / scanpy's default)."""
         return _read.get_graph(adata, _read.resolve_connectivity_key(adata, self.connectivity_key))
 
-    def _expression(self, adata: AnnData, match_genes: str):
+    def _expression(self, adata: AnnData, match_genes: str, max_missing: float):
         if self.source == f"obsm['{PCA_KEY}']":
-            return self._pca(adata)
-        mat, source = _read.get_features(adata, use_rep=self.use_rep, layer=self.layer)
-        if source != self.source:
-            msg = f"The model was trained on {self.source} but `adata` gives {source}; pass the same input."
-            raise ValueError(msg)
+            return self._pca(adata, max_missing)
+        # The input the model was trained on, whatever else `adata` holds: a model trained on `X`
+        # reads `X` even when the new cells also carry an `X_pca`.
+        use_rep, layer = self.input_keys
+        mat, _ = _read.get_features(adata, use_rep=use_rep, layer=layer)
         names = list(map(str, adata.var_names))
-        if self.var_names is not None and names != list(self.var_names):
-            position = {g: i for i, g in enumerate(names)}
-            if len(position) == len(names) and all(g in position for g in self.var_names):
-                # Every training gene is there: match by name (another order, or more genes).
-                logger.info("Selecting the model's %d genes from `adata.var_names` by name.", len(self.var_names))
-                mat = mat[:, [position[g] for g in self.var_names]]
-            elif match_genes == "position" and mat.shape[1] == self.expression.n_features:
-                logger.info("Matching the model's %d genes by position (`match_genes='position'`).", mat.shape[1])
-            else:
-                raise ValueError(self._gene_mismatch(names, match_genes))
-        return mat
+        if self.var_names is None or names == list(self.var_names):
+            return mat
+        match = GeneMatch.find(self.var_names, names)
+        if match is not None and not match.missing.size:
+            # Every training gene is there: match by name (another order, or more genes).
+            logger.info("Selecting the model's %d genes from `adata.var_names` by name.", len(self.var_names))
+            return match.take(mat, None)
+        if match_genes == "position" and mat.shape[1] == self.expression.n_features:
+            logger.info("Matching the model's %d genes by position (`match_genes='position'`).", mat.shape[1])
+            return mat
+        if match is None or not match.present.size:
+            raise ValueError(self._gene_mismatch(names, match_genes))
+        match.check(self.gene_means, max_missing, fix=self._gene_mismatch(names, match_genes, counted=False))
+        return match.take(mat, self.gene_means)
 
-    def _gene_mismatch(self, names: list[str], match_genes: str) -> str:
-        """What differs between ``names`` and the training genes, and how to align them."""
+    def _gene_mismatch(self, names: list[str], match_genes: str, *, counted: bool = True) -> str:
+        """What differs between ``names`` and the training genes (unless ``counted``), and how to align them."""
         present = set(names)
         missing = [g for g in self.var_names if g not in present]
         what = (
@@ -369,14 +467,15 @@ class InputSpec:
             else "are not unique, so the training genes cannot be found by name"
         )
         how = (
-            "Select the training genes by name, e.g. `adata[:, model.var_names].copy()` where they are all present "
-            "(a new HVG selection usually differs: keep the training genes instead)"
+            "Train on the genes both data sets share (`genes = adata_train.var_names.intersection(adata_new.var_names)`, "
+            "then `adata_train[:, genes].copy()`); a new HVG selection usually differs, so select the training genes "
+            "on the new cells instead (`adata_new[:, model.var_names]` where they are all present)"
         )
         if match_genes == "name" and len(names) == len(self.var_names):
             how += "; if the columns are the training genes in the same order under other names, pass `match_genes='position'`"
-        return f"`adata.var_names` {what}. {how}."
+        return f"`adata.var_names` {what}. {how}." if counted else f"{how}."
 
-    def _pca(self, adata: AnnData) -> np.ndarray:
+    def _pca(self, adata: AnnData, max_missing: float) -> np.ndarray:
         """A PCA input of new cells on the *training* PCs: their own ``X_pca`` only if it is that PCA."""
         proj = self.projection
         if proj is None:
@@ -388,7 +487,7 @@ class InputSpec:
             raise ValueError(msg)
         if PCA_KEY in adata.obsm and proj.same_pca(adata):
             return _read.get_features(adata, use_rep=PCA_KEY, layer=None)[0]
-        projected = proj.project(adata)
+        projected = proj.project(adata, max_missing=max_missing)
         if projected is not None:
             logger.info("Projected `adata` onto the training PCs from its %d genes.", len(proj.var_names))
             return projected
@@ -419,22 +518,27 @@ class InputSpec:
             "extra_rep": list(self.extra_rep),
             "extras": [m.to_dict() for m in self.extras],
             "library_key": self.library_key,
+            "has_gene_means": self.gene_means is not None,
             "projection": None
             if self.projection is None
             else {
                 "n_genes": len(self.projection.var_names),
                 "has_offset": self.projection.offset is not None,
                 "counts": self.projection.counts,
+                "has_gene_means": self.projection.gene_means is not None,
             },
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """The projection's arrays (empty without one), for an ``.npz`` file."""
-        if self.projection is None:
-            return {}
-        out = {"pca_var_names": np.asarray(self.projection.var_names, dtype=str), "pca_loadings": self.projection.loadings}
-        if self.projection.offset is not None:
-            out["pca_offset"] = self.projection.offset
+        """The gene means and the projection's arrays (empty without either), for an ``.npz`` file."""
+        out = {} if self.gene_means is None else {"gene_means": self.gene_means}
+        proj = self.projection
+        if proj is not None:
+            out.update(pca_var_names=np.asarray(proj.var_names, dtype=str), pca_loadings=proj.loadings)
+            if proj.offset is not None:
+                out["pca_offset"] = proj.offset
+            if proj.gene_means is not None:
+                out["pca_gene_means"] = proj.gene_means
         return out
 
     @classmethod
@@ -457,6 +561,8 @@ class InputSpec:
             raise ValueError("The saved gene list does not match `input['has_var_names']`.")
         if var_names is not None and len(var_names) != expression.n_features:
             raise ValueError(f"The saved gene list has {len(var_names)} names, expected {expression.n_features}.")
+        # Saves before gene means were kept lack the flags: their models refuse missing genes.
+        gene_means = _saved_means(arrays, "gene_means", values.get("has_gene_means", False), expression.n_features)
         projection = None
         if values["projection"] is not None:
             names, loadings = arrays.get("pca_var_names"), arrays.get("pca_loadings")
@@ -473,7 +579,9 @@ class InputSpec:
             counts = values["projection"].get("counts") if isinstance(values["projection"], dict) else None
             if not isinstance(counts, bool):
                 raise ValueError("`input['projection']['counts']` must be a bool.")
-            projection = Projection(tuple(map(str, names)), loadings.astype(np.float32), offset, counts)
+            flag = values["projection"].get("has_gene_means", False)
+            means = _saved_means(arrays, "pca_gene_means", flag, len(names))
+            projection = Projection(tuple(map(str, names)), loadings.astype(np.float32), offset, counts, means)
         return cls(
             use_rep=values["use_rep"],
             layer=values["layer"],
@@ -485,7 +593,20 @@ class InputSpec:
             extras=tuple(ModalitySpec.from_dict(m, name=f"input['extras'][{i}]") for i, m in enumerate(extras)),
             library_key=values["library_key"],
             projection=projection,
+            gene_means=gene_means,
         )
+
+
+def _saved_means(arrays: dict[str, np.ndarray], name: str, flag, n: int) -> np.ndarray | None:
+    """The saved gene means ``arrays[name]`` where ``flag`` says they were saved, checked (``n`` finite values)."""
+    if not isinstance(flag, bool):
+        raise ValueError(f"The flag of `{name}` must be a bool, got {flag!r}.")
+    if not flag:
+        return None
+    means = arrays.get(name)
+    if means is None or means.shape != (n,) or not np.issubdtype(means.dtype, np.floating) or not np.isfinite(means).all():
+        raise ValueError(f"The saved `{name}` are missing or are not {n} finite numbers.")
+    return means.astype(np.float64)
 
 
 def _sample_cells(n: int) -> np.ndarray:

@@ -11,12 +11,14 @@ A saved model (format version 2) is a directory with
 ``var_names.csv``
     The training genes, when the input was ``X`` or a layer.
 ``input.npz``
-    For an ``obsm['X_pca']`` input, the PCA's genes, loadings and (when verified) gene means.
+    The training genes' means (they stand in for genes new cells lack); for an ``obsm['X_pca']``
+    input also the PCA's genes and loadings and (when verified) its centring.
 
-``config.json`` is written last, so a directory without it is an incomplete save; it holds the
-SHA-256 of every other file (``sha256``), so that a damaged or altered file is found at load
-rather than as wrong predictions (saves without the field, from earlier versions, load without
-the check). Loading reads every file with a parser that cannot run code and validates every
+A save is written into a new directory that then takes the place of ``dir_path``, so a save
+that fails or is interrupted leaves an earlier one as it was. ``config.json`` is written last, so
+a directory without it is an incomplete save; it holds the SHA-256 of every other file
+(``sha256``), so that a damaged or altered file is found at load rather than as wrong predictions
+(saves without the field, from earlier versions, load without the check). Loading reads every file with a parser that cannot run code and validates every
 value; a problem is a ``ValueError`` (or ``FileNotFoundError``) that names the file and the field.
 """
 
@@ -26,6 +28,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import uuid
 import warnings
 from pathlib import Path
 
@@ -40,17 +44,7 @@ VAR_NAMES_FILE = "var_names.csv"
 ARRAYS_FILE = "input.npz"
 FORMAT = "scsiameseclu.SiameseClusterModel"
 FORMAT_VERSION = 2
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Write via a temporary file in the same directory, then rename (no half-written file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_MODEL_FILES = frozenset({MODEL_FILE, CONFIG_FILE, VAR_NAMES_FILE, ARRAYS_FILE})
 
 
 def _check_path(dir_path) -> Path:
@@ -75,7 +69,12 @@ def model_config(model) -> dict:
 
 
 def save_model(model, dir_path, *, overwrite: bool = False) -> None:
-    """Write ``model`` to the directory ``dir_path`` (see the module docstring for the layout)."""
+    """Write ``model`` to the directory ``dir_path`` (see the module docstring for the layout).
+
+    All or nothing: the files are written into a new hidden directory beside ``dir_path``, which
+    then takes its place (:func:`_swap_in`). A save that fails or is interrupted leaves
+    ``dir_path`` as it was, so with ``overwrite=True`` the previous save stays loadable.
+    """
     import torch
 
     path = _check_path(dir_path)
@@ -87,26 +86,57 @@ def save_model(model, dir_path, *, overwrite: bool = False) -> None:
         raise ValueError(msg)
     config = model_config(model)
     json.dumps(config, allow_nan=False)  # a value JSON cannot hold fails here, before anything is written
-    path.mkdir(parents=True, exist_ok=True)
-    # An interrupted overwrite must not pair new weights with an old config: drop the marker first.
-    (path / CONFIG_FILE).unlink(missing_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
-    _write_atomic(path / MODEL_FILE, lambda p: torch.save(state, p))
-    if model.spec.var_names is not None:
-        names = pd.DataFrame({"var_names": list(model.spec.var_names)})
-        _write_atomic(path / VAR_NAMES_FILE, lambda p: names.to_csv(p, index=False))
-    else:
-        (path / VAR_NAMES_FILE).unlink(missing_ok=True)  # stale file of an earlier save
-    arrays = model.spec.arrays()
-    if arrays:
-        _write_atomic(path / ARRAYS_FILE, lambda p: _write_npz(p, arrays))
-    else:
-        (path / ARRAYS_FILE).unlink(missing_ok=True)
-    names = [MODEL_FILE] + [name for name in (VAR_NAMES_FILE, ARRAYS_FILE) if (path / name).is_file()]
-    config["sha256"] = {name: _sha256(path / name) for name in names}
-    text = json.dumps(config, indent=2, allow_nan=False)
-    _write_atomic(path / CONFIG_FILE, lambda p: Path(p).write_text(text, encoding="utf-8"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Beside `dir_path` (one file system, so renames move it); made like any new directory (the
+    # user's umask), or with the permissions of the directory it replaces.
+    new = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.saving"
+    new.mkdir()
+    try:
+        if path.exists():
+            shutil.copymode(path, new)
+        state = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
+        torch.save(state, new / MODEL_FILE)
+        if model.spec.var_names is not None:
+            pd.DataFrame({"var_names": list(model.spec.var_names)}).to_csv(new / VAR_NAMES_FILE, index=False)
+        arrays = model.spec.arrays()
+        if arrays:
+            _write_npz(new / ARRAYS_FILE, arrays)
+        names = [MODEL_FILE] + [name for name in (VAR_NAMES_FILE, ARRAYS_FILE) if (new / name).is_file()]
+        config["sha256"] = {name: _sha256(new / name) for name in names}
+        (new / CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=False), encoding="utf-8")
+        _swap_in(new, path)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
     logger.info("Saved model to %s.", path)
+
+
+def _swap_in(new: Path, path: Path) -> None:
+    """Put the complete save ``new`` at ``path``; an earlier directory there is replaced, its other files kept.
+
+    Renames only (``new`` is beside ``path``, on the same file system): the earlier directory
+    moves aside, the files in it that are not a model's move into ``new``, ``new`` takes its
+    name, and the earlier one is deleted. Should any step fail, every move is undone.
+    """
+    if not path.exists():
+        os.rename(new, path)
+        return
+    old = new.with_name(new.name[: -len(".saving")] + ".replaced")
+    os.rename(path, old)
+    carried: list[str] = []
+    try:
+        for entry in sorted(old.iterdir()):
+            if entry.name not in _MODEL_FILES:  # the user's own files stay in the directory
+                os.rename(entry, new / entry.name)
+                carried.append(entry.name)
+        os.rename(new, path)
+    except BaseException:
+        for name in carried:
+            os.rename(new / name, old / name)
+        if not path.exists():
+            os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _sha256(file: Path) -> str:
@@ -261,7 +291,7 @@ def load_model(cls, dir_path, adata=None, *, device="auto"):
         part = "input"
         values = config["input"]
         has_names = isinstance(values, dict) and values.get("has_var_names") is True
-        has_arrays = isinstance(values, dict) and values.get("projection") is not None
+        has_arrays = isinstance(values, dict) and (values.get("projection") is not None or values.get("has_gene_means"))
         var_names = _read_var_names(path) if has_names else None
         arrays = _read_arrays(path) if has_arrays else {}
         spec = InputSpec.from_dict(values, var_names=var_names, arrays=arrays)

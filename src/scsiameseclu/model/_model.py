@@ -11,10 +11,10 @@ from anndata import AnnData
 
 from .. import _read
 from .. import _validation as val
-from .._device import deterministic_algorithms, resolve_device, resolve_seed, seeded_torch, torch_threads
+from .._device import deterministic_algorithms, resolve_device, resolve_seed, torch_threads
 from .._graph import graph_to_pairs
 from ._input import InputSpec, TrainingData
-from ._settings import DOMAINS, ModelSettings
+from ._settings import DOMAINS, MAX_MISSING_GENES, ModelSettings
 
 logger = logging.getLogger("scsiameseclu")
 
@@ -235,8 +235,9 @@ class SiameseClusterModel:
 
         from ..module import SiameseNetwork
 
-        with seeded_torch(0, self.device):  # construction draws initial weights; keep the global RNG as it was
-            net = SiameseNetwork(self.spec.n_input, self.fit.n_clusters_fitted, self.settings.network)
+        # Starting weights from a private generator (replaced by the saved ones below).
+        generator = torch.Generator().manual_seed(0)
+        net = SiameseNetwork(self.spec.n_input, self.fit.n_clusters_fitted, self.settings.network, generator=generator)
         # Buffers (the final mixture) keep the shape they had when saved, which need not follow
         # the fitted k (a mixture never fitted after k was estimated).
         buffers = dict(net.named_buffers())
@@ -335,7 +336,7 @@ class SiameseClusterModel:
         from ._batches import CellGraph, FullGraph, SampledNeighbourhoods, receptive_field
         from ._distributed import ProcessGroup
         from ._n_clusters import estimate_n_clusters
-        from ._schedule import fit, sampler_generator
+        from ._schedule import fit, init_generator, sampler_generator
 
         settings, data = self.settings, self.data
         minibatch = settings.minibatch(data.n_obs, batch_size)
@@ -361,36 +362,37 @@ class SiameseClusterModel:
         if group.active:
             logger.info("Data-parallel training: rank %d of %d processes.", group.rank, group.world_size)
         t0 = time.perf_counter()
-        with seeded_torch(seed, device):
-            net = SiameseNetwork(self.spec.n_input, settings.n_clusters or 2, settings.network).to(device)
-            t_index = time.perf_counter()
-            if minibatch:
-                source = SampledNeighbourhoods(
-                    data.x,
-                    graph,
-                    data.library,
-                    device=device,
-                    n_hops=receptive_field(net),
-                    batch_size=batch_size,
-                    limits=settings.limits,
-                    generator=sampler_generator(seed),
-                    rank=group.rank,
-                    world_size=group.world_size,
-                )
-            else:
-                source = FullGraph(data.x, edges, data.library, device=device)
-            t_index = time.perf_counter() - t_index
-            if settings.network.init_weights == "identity":
-                net.identity_init(source.x)
-            record = fit(
-                net,
-                source,
-                augment=settings.augment,
-                train=settings.train,
-                random_state=seed,
-                n_clusters_fn=choose_k if settings.n_clusters is None else None,
-                show_progress_bar=show_progress_bar,
+        net = SiameseNetwork(
+            self.spec.n_input, settings.n_clusters or 2, settings.network, generator=init_generator(seed)
+        ).to(device)
+        t_index = time.perf_counter()
+        if minibatch:
+            source = SampledNeighbourhoods(
+                data.x,
+                graph,
+                data.library,
+                device=device,
+                n_hops=receptive_field(net),
+                batch_size=batch_size,
+                limits=settings.limits,
+                generator=sampler_generator(seed),
+                rank=group.rank,
+                world_size=group.world_size,
             )
+        else:
+            source = FullGraph(data.x, edges, data.library, device=device)
+        t_index = time.perf_counter() - t_index
+        if settings.network.init_weights == "identity":
+            net.identity_init(source.x)
+        record = fit(
+            net,
+            source,
+            augment=settings.augment,
+            train=settings.train,
+            random_state=seed,
+            n_clusters_fn=choose_k if settings.n_clusters is None else None,
+            show_progress_bar=show_progress_bar,
+        )
         del source  # its per-step buffers; the graph itself is kept for inference
         record.seconds["graph_index"] = t_index
         record.seconds["train"] = time.perf_counter() - t0
@@ -493,7 +495,7 @@ class SiameseClusterModel:
         proba = proba[:, list(self.fit.cluster_order)]
         return (proba / np.maximum(proba.sum(1, keepdims=True), 1e-12)).astype(np.float32)
 
-    def _forward(self, adata: AnnData | None, match_genes: str = "name"):
+    def _forward(self, adata: AnnData | None, match_genes: str = "name", max_missing_genes: float | None = None):
         """Embedding, ordered soft assignments and gate of the training cells or of ``adata``."""
         self._check_trained()
         if adata is None:
@@ -508,36 +510,58 @@ class SiameseClusterModel:
             proba = self._proba
         else:
             val.check_adata(adata)
-            x = self.spec.features(adata, match_genes=match_genes)
+            if max_missing_genes is None:
+                max_missing_genes = MAX_MISSING_GENES
+            max_missing_genes = val.check_fraction("max_missing_genes", max_missing_genes, upper_open=False)
+            x = self.spec.features(adata, match_genes=match_genes, max_missing=max_missing_genes)
             edges = self._inference_edges(self.spec.graph(adata))
             z, gate = self._embed(x, edges)
             proba = self._assign(z, edges)
         return z.numpy().astype(np.float32, copy=False), self._ordered(proba), gate.numpy()
 
-    def get_latent_representation(self, adata: AnnData | None = None, *, match_genes: str = "name") -> np.ndarray:
+    def get_latent_representation(
+        self, adata: AnnData | None = None, *, match_genes: str = "name", max_missing_genes: float | None = None
+    ) -> np.ndarray:
         """Fused embedding (cells × ``n_latent``, float32) of the training data or of ``adata``.
+
+        New cells are read the way the training cells were (a model trained on ``X`` reads ``X``,
+        whatever else ``adata`` holds; a model trained on a PCA projects the cells onto the
+        training PCs unless ``adata`` holds that same PCA).
 
         Parameters
         ----------
         adata
             New cells with the training input and a cell graph; ``None``: the training cells.
         match_genes
-            For a gene-level input: ``"name"`` finds the training genes in ``adata.var_names``
-            (any order, extra genes ignored) and refuses data that lacks any of them;
-            ``"position"`` takes the columns in order when the names differ (only for the same
-            genes under other names).
+            ``"name"`` finds the training genes (of ``X``, or of the PCA) in ``adata.var_names``,
+            in any order, extra genes ignored; ``"position"`` takes the columns in order when the
+            names differ (only for the same genes under other names).
+        max_missing_genes
+            Largest share of the training genes that ``adata`` may lack: each missing gene takes
+            its mean over the training cells, with a warning that counts them; more are refused
+            with the count and how to train on the shared genes. ``None``: 0.6
+            (``MAX_MISSING_GENES``, set from the measured cost in accuracy: :doc:`/guarantees`).
         """
-        z = self._forward(adata, match_genes)[0]
+        z = self._forward(adata, match_genes, max_missing_genes)[0]
         return z.copy() if adata is None else z  # not the cached array of the training cells
 
-    def predict(self, adata: AnnData | None = None, *, soft: bool = False, match_genes: str = "name") -> np.ndarray:
-        """Cluster per cell, or soft assignments (cells × clusters) when ``soft``.
+    def predict(
+        self,
+        adata: AnnData | None = None,
+        *,
+        soft: bool = False,
+        match_genes: str = "name",
+        max_missing_genes: float | None = None,
+    ) -> np.ndarray:
+        """Cluster per cell as an integer code, or soft assignments (cells × clusters) when ``soft``.
 
-        Clusters are numbered as in ``obs[key_added]`` of the training data: 0 the largest there,
-        clusters left empty in training dropped. ``adata`` and ``match_genes`` as in
+        Codes are numbered as the categories of ``obs[key_added]`` of the training data (code
+        ``i`` is the category ``str(i)``; 0 the largest cluster there, clusters left empty in
+        training dropped): ``pd.Categorical.from_codes(codes, [str(i) for i in range(k)])`` gives
+        the same labels. ``adata``, ``match_genes`` and ``max_missing_genes`` as in
         :meth:`get_latent_representation`.
         """
-        proba = self._forward(adata, match_genes)[1]
+        proba = self._forward(adata, match_genes, max_missing_genes)[1]
         return proba if soft else proba.argmax(1)
 
     def results(self) -> ClusterResults:
@@ -575,8 +599,9 @@ class SiameseClusterModel:
         }
         log_lik = record.mixture_log_likelihood
         mixture = {"start": max(log_lik, key=log_lik.get), "log_likelihood": dict(log_lik)} if log_lik else {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
+        # A diverged run's huge losses overflow float32: written as inf, without numpy's notice.
+        # (np.errstate, unlike warnings.catch_warnings, is local to the thread.)
+        with np.errstate(over="ignore", invalid="ignore"):
             uns = {
                 "params": {k: ("None" if v is None else v) for k, v in self.params().items()},
                 "n_clusters": int(n_found),

@@ -28,6 +28,12 @@ def step_generator(random_state: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(random_state)
 
 
+def init_generator(random_state: int) -> torch.Generator:
+    """The CPU generator of the network's random starting weights (``init_weights='random'``; the
+    prototypes' placeholders otherwise), a stream of its own."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([random_state, 1]).generate_state(1)[0]))
+
+
 def sampler_generator(random_state: int) -> torch.Generator:
     """The CPU generator that draws mini-batch seeds and subsamples, independent of the step noise."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence(random_state).generate_state(1)[0]))

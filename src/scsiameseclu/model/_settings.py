@@ -35,6 +35,11 @@ PRETRAIN_SHARE = 0.6
 #: busy_machine.md); one thread also keeps the result independent of the machine's core count.
 FULL_BATCH_THREADS = 1
 
+#: Largest share of a model's training genes that new cells may lack (``predict``,
+#: ``get_latent_representation``): each missing gene takes its mean over the training cells.
+#: Set from the measured cost in accuracy of missing genes (benchmarks/results/reuse.md).
+MAX_MISSING_GENES = 0.6
+
 DOMAINS = "domains"
 CELL_TYPES = "cell types"
 

@@ -103,6 +103,11 @@ class GatedFusion(nn.Module):
         self.graph_weight = float(graph_weight)
         self.max_shift = max_shift
         self.gate = nn.Linear(2 * n_latent, n_latent)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The gate at its prior: no learned shift."""
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
 
@@ -143,12 +148,19 @@ class SoftmaxFusion(nn.Module):
         self.graph_weight = float(graph_weight)
         self.max_shift = max_shift
         w = self.graph_weight
-        prior = [(1 - w) / n_branches] * n_branches + ([w] if w > 0 else [])
-        self.register_buffer("log_prior", torch.log(torch.tensor(prior)).view(1, -1, 1), persistent=False)
-        width = len(prior) * n_latent
+        self.prior = [(1 - w) / n_branches] * n_branches + ([w] if w > 0 else [])
+        self.register_buffer("log_prior", torch.empty(1, len(self.prior), 1), persistent=False)
+        width = len(self.prior) * n_latent
         self.gate = nn.Linear(width, width)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """The gate at its prior: no learned shift, the branches weighted by ``prior``."""
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
+        if not self.log_prior.is_meta:  # a network built on the meta device sets it once it has storage
+            self.log_prior.copy_(torch.log(torch.tensor(self.prior)).view(1, -1, 1))
 
     def forward(
         self, z_branches: list[torch.Tensor], z_graph: torch.Tensor | None

@@ -1,6 +1,8 @@
-"""Deterministic starting weights: the network starts as a (truncated) identity of its input."""
+"""Starting weights: the identity of the input (the default), or the random default schemes drawn from a generator."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -60,6 +62,34 @@ def identity_init(module: nn.Module, x: torch.Tensor | None = None) -> None:
             continue
         weight.copy_(identity_weight(*weight.shape, x if first else None).to(weight.device))
         first = False
+
+
+@torch.no_grad()
+def random_init(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """PyTorch's default starting weights for every layer of ``module``, drawn from ``generator``.
+
+    Linear layers as ``nn.Linear.reset_parameters`` (Kaiming-uniform weights, uniform biases),
+    graph-attention layers as PyTorch Geometric's ``GATConv`` (Glorot-uniform weights and attention
+    vectors, zero bias), layer norms at one and zero. Unlike the layers' own ``reset_parameters``,
+    nothing is drawn from torch's global RNG unless ``generator`` is ``None``.
+    """
+    for m in module.modules():
+        if isinstance(m, GATConv):
+            for name, p in m.named_parameters():
+                if name.endswith("bias"):
+                    nn.init.zeros_(p)
+                else:  # PyG's glorot: uniform within sqrt(6 / (fan_in + fan_out)) of its last two dims
+                    bound = math.sqrt(6.0 / (p.shape[-2] + p.shape[-1]))
+                    nn.init.uniform_(p, -bound, bound, generator=generator)
+        elif isinstance(m, nn.Linear):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+            if m.bias is not None:
+                bound = 1 / math.sqrt(m.in_features) if m.in_features > 0 else 0.0
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+            nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def split_blocks(n: int, n_blocks: int) -> list[slice]:

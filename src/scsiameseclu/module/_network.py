@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ELU, ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
-from ._init import block_weight, identity_init, split_blocks
+from ._init import block_weight, identity_init, random_init, split_blocks
 from ._losses import (
     contrastive_loss,
     cross_correlation_loss,
@@ -44,7 +44,14 @@ class SiameseNetwork(nn.Module):
         :class:`~scsiameseclu.module.GatedFusion`.
     """
 
-    def __init__(self, n_input: int, n_clusters: int, config: NetworkConfig | None = None):
+    def __init__(
+        self,
+        n_input: int,
+        n_clusters: int,
+        config: NetworkConfig | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         config = config or NetworkConfig()
         self.config = config
@@ -54,21 +61,42 @@ class SiameseNetwork(nn.Module):
             msg = f"`n_input={n_input}` leaves no expression column besides `extra_dims={self.extra_dims}`."
             raise ValueError(msg)
         h, d = config.n_hidden, config.n_latent
-        self.expression = ExpressionEncoder(self.n_input, h, d)
-        self.graph = GraphEncoder(
-            n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads, n_hops=config.n_hops
-        )
-        if self.extra_dims:
-            self.extras = nn.ModuleList(ExpressionEncoder(m, h, d) for m in self.extra_dims)
-            self.fusion = SoftmaxFusion(d, 1 + len(self.extra_dims), config.graph_weight)
-        else:
-            self.fusion = GatedFusion(d, config.graph_weight)
-        self.decoder = nn.Sequential(nn.Linear(d, h), ELU(), nn.Linear(h, n_input))
-        self.prototypes = nn.Parameter(F.normalize(torch.randn(n_clusters, d), dim=1))
-        # Final tied-covariance mixture over the embedding (fitted once after training).
-        self.register_buffer("mixture_weights", torch.zeros(n_clusters, dtype=torch.float64))
-        self.register_buffer("mixture_means", torch.zeros(n_clusters, d, dtype=torch.float64))
-        self.register_buffer("mixture_cov", torch.eye(d, dtype=torch.float64))
+        # Built without values, then given storage and initialised from `generator`: torch's
+        # layers draw their starting weights from the global RNG as they are built, which a call
+        # of this package must neither read nor change (two calls in two threads would draw from
+        # one stream, and the caller's own draws would move).
+        with torch.device("meta"):
+            self.expression = ExpressionEncoder(self.n_input, h, d)
+            self.graph = GraphEncoder(
+                n_input, h, d, n_layers=config.n_gat_layers, heads=config.gat_heads, n_hops=config.n_hops
+            )
+            if self.extra_dims:
+                self.extras = nn.ModuleList(ExpressionEncoder(m, h, d) for m in self.extra_dims)
+                self.fusion = SoftmaxFusion(d, 1 + len(self.extra_dims), config.graph_weight)
+            else:
+                self.fusion = GatedFusion(d, config.graph_weight)
+            self.decoder = nn.Sequential(nn.Linear(d, h), ELU(), nn.Linear(h, n_input))
+            self.prototypes = nn.Parameter(torch.empty(n_clusters, d))
+            # Final tied-covariance mixture over the embedding (fitted once after training).
+            self.register_buffer("mixture_weights", torch.empty(n_clusters, dtype=torch.float64))
+            self.register_buffer("mixture_means", torch.empty(n_clusters, d, dtype=torch.float64))
+            self.register_buffer("mixture_cov", torch.empty(d, d, dtype=torch.float64))
+        self.to_empty(device="cpu")
+        self.reset_parameters(generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Random starting weights (PyTorch's and PyTorch Geometric's default schemes) drawn from ``generator``.
+
+        ``None`` draws from torch's global RNG, as torch's own layers do. The fusion gate starts
+        at zero (its prior), the prototypes as random unit vectors, the final mixture unfitted.
+        """
+        random_init(self, generator)
+        self.fusion.reset_parameters()
+        self.prototypes.copy_(F.normalize(torch.randn(self.prototypes.shape, generator=generator), dim=1))
+        self.mixture_weights.zero_()
+        self.mixture_means.zero_()
+        self.mixture_cov.copy_(torch.eye(self.mixture_cov.shape[0], dtype=torch.float64))
 
     @property
     def n_clusters(self) -> int:

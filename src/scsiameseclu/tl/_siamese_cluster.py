@@ -129,8 +129,9 @@ def siamese_cluster(
         cells: see ``benchmarks/results/gpu_check.md``) but two runs can differ in a few cells.
         No effect on the CPU, where runs are deterministic either way.
     random_state
-        Seed; the same seed gives identical results on the CPU, and on a GPU with
-        ``deterministic=True``. The global RNG state is not changed.
+        Seed; the same seed on the same values gives identical results on the CPU (whatever their
+        memory layout, float width or sparse format, in any thread), and on a GPU with
+        ``deterministic=True``. The global RNG state is neither read nor changed.
     key_added
         Name of the results; it may not contain ``/``, which h5ad and zarr cannot read back. An
         earlier result of this function under the same name is replaced, with a warning; entries
