@@ -9,7 +9,7 @@ On a machine with CUDA it
 2. clusters one tissue twice on the GPU with the same seed and checks that the two labelings
    agree (ARI >= 0.99; with the default ``deterministic=True`` they are identical), and once on
    the CPU for comparison;
-3. times ssc on tiled copies of that tissue (``benchmarks.scaling.tile``, squidpy graph) at each
+3. times ssc on tiled copies of that tissue (``benchmarks.studies.scaling.tile``, squidpy graph) at each
    size, with the stages and the peak GPU memory, with ``deterministic=True`` (the default) and,
    while the budget allows, ``False``;
 
@@ -123,7 +123,7 @@ def timing(base, labels, n_cells: int, left) -> list[dict]:
     import torch
     from sklearn.metrics import adjusted_rand_score
 
-    from benchmarks.scaling import tile
+    from benchmarks.studies.scaling import tile
 
     t0 = time.perf_counter()
     adata, tiled_labels = tile(base, labels, n_cells, seed=0)

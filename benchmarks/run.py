@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import envs
+from benchmarks.child import commit as git_commit
 from benchmarks.datasets import available, is_spatial, prepare
 from benchmarks.methods import METHODS, applies
 from benchmarks.metrics import scores
@@ -35,14 +36,6 @@ from benchmarks.metrics import scores
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_DATASET = "starmap_visp_wang2018_1207"
 QUICK_METHODS = ["ssc", "kmeans"]
-
-
-def git_commit() -> str:
-    def git(*a):
-        return subprocess.run(["git", *a], capture_output=True, text=True, cwd=ROOT, check=False).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def python_for(method: str) -> tuple[str | None, str | None]:
@@ -57,8 +50,18 @@ def python_for(method: str) -> tuple[str | None, str | None]:
     return (None, reason) if reason else (str(envs.python(env)), None)
 
 
-def one(name: str, method: str, seed: int, *, quick: bool, timeout: float, meta: dict) -> dict:
-    data, label_path = prepare(name)
+def one(
+    name: str,
+    method: str,
+    seed: int,
+    *,
+    quick: bool,
+    timeout: float,
+    meta: dict,
+    prepared: tuple[Path, Path] | None = None,
+) -> dict:
+    """One run in its own process (the method's env); ``prepared``: another preprocessing's (data, labels) files."""
+    data, label_path = prepared or prepare(name)
     run = {
         "dataset": name,
         "method": method,

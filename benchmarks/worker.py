@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import threading
 import time
@@ -65,6 +64,7 @@ def main() -> None:
     import anndata as ad
     import numpy as np
 
+    from benchmarks.child import peak_rss_mb
     from benchmarks.methods import METHODS, adapter
 
     method = METHODS[args.method]
@@ -79,7 +79,7 @@ def main() -> None:
     if labels.shape != (adata.n_obs,):
         raise ValueError(f"{args.method} returned labels of shape {labels.shape} for {adata.n_obs} cells")
     np.savez_compressed(args.out, labels=labels, embedding=np.asarray(embedding, dtype=np.float32))
-    rss = max(resource.getrusage(r).ru_maxrss for r in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    rss_mb = peak_rss_mb()
     try:
         import torch
 
@@ -92,7 +92,7 @@ def main() -> None:
             {
                 "seconds": seconds,
                 "seconds_process": time.perf_counter() - T_START,
-                "peak_rss_mb": rss / 1024,
+                "peak_rss_mb": rss_mb,
                 "loadavg_start": load,
                 "loadavg_end": os.getloadavg(),
                 "n_clusters_found": int(np.unique(labels).size),

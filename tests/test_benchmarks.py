@@ -204,7 +204,7 @@ def test_gpu_check_report_renders_every_part():
 
 
 def test_step_time_runs(capsys):
-    from benchmarks.step_time import main
+    from benchmarks.studies.step_time import main
 
     main(["--cells", "200", "--steps", "1"])
     assert "200 cells:" in capsys.readouterr().out
@@ -213,7 +213,7 @@ def test_step_time_runs(capsys):
 def test_memory_stages_wraps_and_restores_every_stage():
     import importlib
 
-    from benchmarks.memory_stages import STAGES, StageMemory, report, staged
+    from benchmarks.studies.memory_stages import STAGES, StageMemory, report, staged
 
     def resolve(module_name, path):
         owner = importlib.import_module(module_name)

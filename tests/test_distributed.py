@@ -35,7 +35,7 @@ def test_without_a_process_group_nothing_is_distributed():
 @pytest.mark.skipif(sys.platform == "win32", reason="torchrun's gloo rendezvous on localhost")
 def test_two_processes_cluster_like_one():
     """2 ranks (mini-batches, each its share of the seeds) vs 1 process, same seed: ARI within 0.02."""
-    from benchmarks.ddp import launch
+    from benchmarks.studies.ddp import launch
     from sklearn.metrics import adjusted_rand_score
 
     one = launch("synthetic:1500", 0, 256, nproc=1, timeout=600)

@@ -1,6 +1,6 @@
 """End-to-end runs on real labelled data from ../shared/data (skipped when it is absent).
 
-Thresholds sit below the means measured by benchmarks/run_ssc.py (see
+Thresholds sit below the means measured by benchmarks/studies/run_ssc.py (see
 benchmarks/results/ssc_defaults.md), so a real regression fails while seed noise does not.
 """
 

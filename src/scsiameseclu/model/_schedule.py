@@ -29,8 +29,11 @@ def step_generator(random_state: int, device: torch.device) -> torch.Generator:
 
 
 def init_generator(random_state: int) -> torch.Generator:
-    """The CPU generator of the network's random starting weights (``init_weights='random'``; the
-    prototypes' placeholders otherwise), a stream of its own."""
+    """The CPU generator of the network's random starting weights, a stream of its own.
+
+    It draws every weight with ``init_weights='random'``, and only the prototypes' placeholders
+    (replaced when they are seeded) with the default identity start.
+    """
     return torch.Generator().manual_seed(int(np.random.SeedSequence([random_state, 1]).generate_state(1)[0]))
 
 

@@ -1,6 +1,6 @@
 """Milliseconds per training step of the network alone, on a synthetic cell graph.
 
-    python -m benchmarks.step_time [--cells 900 3600 14400] [--steps 25] [--threads 1] [--profile]
+    python -m benchmarks.studies.step_time [--cells 900 3600 14400] [--steps 25] [--threads 1] [--profile]
 
 One step is what the clustering stage does: two augmented views, every loss term, the clean
 view's Sinkhorn targets, backward and an Adam step (``scsiameseclu.module.training_step``). The

@@ -1,8 +1,8 @@
 """Where the memory of one large ssc call goes: resident memory per stage, on tiled cells.
 
-    python -m benchmarks.memory_stages [--cells 1000000] [--dataset dlpfc] [--out DIR]
+    python -m benchmarks.studies.memory_stages [--cells 1000000] [--dataset dlpfc] [--out DIR]
 
-Tiles a shared dataset to ``--cells`` cells (``benchmarks.scaling.tile``), builds the squidpy
+Tiles a shared dataset to ``--cells`` cells (``benchmarks.studies.scaling.tile``), builds the squidpy
 graph, then runs ``ssc.tl.siamese_cluster`` (defaults, true k, seed 0) with each stage of the
 call wrapped: a thread samples the process's RSS every 20 ms and books each sample to the
 stages running (a stage's peak includes the stages nested in it). Per stage it reports RSS on entry, the peak inside and RSS on exit,
@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.scaling import RssSampler  # noqa: E402
+from benchmarks.studies.scaling import RssSampler  # noqa: E402
 
 # stage label -> (module, attribute path)
 STAGES = {
@@ -105,7 +105,6 @@ def staged(memory: StageMemory):
 
 
 def run(short: str, n_cells: int, seed: int = 0) -> dict:
-    import resource
     import warnings
 
     import numpy as np
@@ -113,8 +112,9 @@ def run(short: str, n_cells: int, seed: int = 0) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     import scsiameseclu as ssc
+    from benchmarks import child
     from benchmarks.datasets import load
-    from benchmarks.scaling import TILED, tile
+    from benchmarks.studies.scaling import TILED, tile
 
     name, _target, kwargs = TILED[short]
     base, labels = load(name)
@@ -139,7 +139,7 @@ def run(short: str, n_cells: int, seed: int = 0) -> dict:
         "n_edges": int(graph.nnz // 2),
         "seconds_ssc": seconds,
         "rss_before_call_mb": before,
-        "peak_rss_process_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_process_mb": child.peak_rss_mb(),
         "stages": memory.stats,
         "sizes_mb": {
             "input X_pca (float32)": adata.obsm["X_pca"].nbytes / 2**20,

@@ -1,6 +1,6 @@
 """Data-parallel training (torch.distributed, gloo on the CPU): N processes against one, same data.
 
-    python -m benchmarks.ddp --datasets synthetic dlpfc --seeds 0 1 2 --nproc 2
+    python -m benchmarks.studies.ddp --datasets synthetic dlpfc --seeds 0 1 2 --nproc 2
 
 Each (dataset, seed) runs once in one process and once under
 ``python -m torch.distributed.run --standalone --nproc_per_node N`` (torchrun: each process one
@@ -8,7 +8,7 @@ CPU thread, the ``gloo`` backend); rank 0 writes the labels. ``--batch-size`` fo
 training (neighbourhood samples; without it, a dataset under 50,000 cells trains on the whole
 graph, and the ranks then differ only in their augmentations). Datasets: ``synthetic`` (the
 layered tissue of ``ssc.datasets``, 3,000 cells or N with ``synthetic:N``, squidpy 6-NN graph), ``dlpfc`` (DLPFC 151673 as in
-``benchmarks/datasets.py``) or ``tiled:N`` (DLPFC tiled to N cells as in ``benchmarks.scaling``).
+``benchmarks/datasets.py``) or ``tiled:N`` (DLPFC tiled to N cells as in ``benchmarks.studies.scaling``).
 Rows are appended to ``<out>/ddp.jsonl``; the table is printed.
 
 The worker (``--worker``) is what torchrun starts; it is also the test's entry point
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
@@ -54,7 +54,7 @@ def load(dataset: str):
             sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=6)
         labels = adata.obs["domain"].astype(str).to_numpy()
         return adata, labels, len(np.unique(labels)), {}
-    from benchmarks.scaling import TILED
+    from benchmarks.studies.scaling import TILED
 
     name, _, kwargs = TILED["dlpfc"]
     if dataset == "dlpfc":
@@ -66,7 +66,7 @@ def load(dataset: str):
         import squidpy as sq
 
         from benchmarks.datasets import load as load_shared
-        from benchmarks.scaling import tile
+        from benchmarks.studies.scaling import tile
 
         base, labels = load_shared(name)
         adata, labels = tile(base, labels, int(dataset.split(":")[1]), seed=0)
@@ -79,14 +79,13 @@ def load(dataset: str):
 
 def worker(dataset: str, seed: int, batch_size: int | None, out: Path) -> None:
     """One process of the run: join the group when torchrun started it, cluster, rank 0 writes."""
-    import resource
-
     import numpy as np
     import torch
     import torch.distributed as dist
     from sklearn.metrics import adjusted_rand_score
 
     import scsiameseclu as ssc
+    from benchmarks import child
 
     distributed = "WORLD_SIZE" in os.environ
     if distributed:
@@ -113,7 +112,7 @@ def worker(dataset: str, seed: int, batch_size: int | None, out: Path) -> None:
                 "torch_threads": torch.get_num_threads(),
                 "seconds_ssc": seconds,
                 "seconds_train": float(uns["timings"]["train"]),
-                "peak_rss_mb_rank0": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb_rank0": child.peak_rss_mb(),
                 "ari": float(adjusted_rand_score(labels, adata.obs["ssc"].to_numpy())),
                 "labels": np.asarray(adata.obs["ssc"].cat.codes).tolist(),
             }
@@ -127,7 +126,7 @@ def launch(dataset: str, seed: int, batch_size: int | None, nproc: int, timeout:
     """Run the worker in ``nproc`` processes (torchrun) or, for ``nproc=1``, in one plain process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "row.json"
-        args = ["-m", "benchmarks.ddp", "--worker", "--datasets", dataset, "--seeds", str(seed), "--out", str(out)]
+        args = ["-m", "benchmarks.studies.ddp", "--worker", "--datasets", dataset, "--seeds", str(seed), "--out", str(out)]
         if batch_size is not None:
             args += ["--batch-size", str(batch_size)]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -194,7 +193,7 @@ def report(text: str, args) -> str:
 
     return (
         "# Data-parallel training: processes against one (issue 30)\n\n"
-        f"`python -m benchmarks.ddp --datasets {' '.join(args.datasets)} --seeds {' '.join(map(str, args.seeds))} "
+        f"`python -m benchmarks.studies.ddp --datasets {' '.join(args.datasets)} --seeds {' '.join(map(str, args.seeds))} "
         f"--nproc {args.nproc}" + (f" --batch-size {args.batch_size}" if args.batch_size else "") + "`: each "
         "dataset and seed once in one process and once under `torchrun --standalone "
         f"--nproc_per_node {args.nproc}` (gloo backend, one CPU thread per process, also for the single "

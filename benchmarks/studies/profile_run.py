@@ -1,6 +1,6 @@
 """Where one ssc call spends its time: cProfile, regrouped into the method's stages.
 
-    python -m benchmarks.profile_run [--dataset NAME] [--threads N] [--batch-size N]
+    python -m benchmarks.studies.profile_run [--dataset NAME] [--threads N] [--batch-size N]
 
 Runs ``ssc.tl.siamese_cluster`` once (defaults, true k, seed 0; ``--threads`` is passed as
 ``n_jobs``) under :mod:`cProfile` and prints, per stage, the cumulative seconds and the number
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 # stage label -> (function name, a piece of its file's path)

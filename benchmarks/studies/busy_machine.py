@@ -1,6 +1,6 @@
 """ssc on a busy machine: one DLPFC slice idle and next to busy processes, per thread count.
 
-    python -m benchmarks.busy_machine [--threads 1 2] [--busy 2] [--dataset NAME] [--out DIR]
+    python -m benchmarks.studies.busy_machine [--threads 1 2] [--busy 2] [--dataset NAME] [--out DIR]
 
 Each run is a fresh process calling ``ssc.tl.siamese_cluster`` (defaults, true k, seed 0) with
 ``n_jobs`` set to each thread count, first on the idle machine, then while ``--busy`` processes
@@ -18,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks import child  # noqa: E402
 
 
 def one_run(name: str, n_jobs: int) -> dict:
@@ -52,12 +54,11 @@ def measure(name: str, n_jobs: int, n_busy: int) -> dict:
     try:
         time.sleep(1 if busy else 0)
         load = os.getloadavg()[0]
-        cmd = [sys.executable, "-m", "benchmarks.busy_machine", "--one", name, str(n_jobs)]
-        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
+        run = child.run("benchmarks.studies.busy_machine", name, n_jobs)
     finally:
         for p in busy:
             p.kill()
-    return {"n_jobs": n_jobs, "busy": n_busy, "loadavg_before": load, **json.loads(res.stdout.splitlines()[-1])}
+    return {"n_jobs": n_jobs, "busy": n_busy, "loadavg_before": load, **run}
 
 
 def report(name: str, runs: list[dict]) -> str:
@@ -66,7 +67,7 @@ def report(name: str, runs: list[dict]) -> str:
     lines = [
         f"# ssc on a busy machine ({name}, seed 0)",
         "",
-        "`python -m benchmarks.busy_machine`: fresh process per run, `n_jobs` torch threads, idle and next to "
+        "`python -m benchmarks.studies.busy_machine`: fresh process per run, `n_jobs` torch threads, idle and next to "
         f"busy processes (`while True: pass`), {os.cpu_count()} CPU cores. Ratios are to the fastest idle run.",
         "",
         "| n_jobs | busy processes | seconds | CPU seconds | × fastest idle | ARI |",

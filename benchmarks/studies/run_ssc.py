@@ -1,6 +1,6 @@
 """Run ssc with its defaults and the true k on every shared dataset; write a table.
 
-    python benchmarks/run_ssc.py [--datasets NAME ...] [--seeds 0 1 2] [--out benchmarks/results]
+    python -m benchmarks.studies.run_ssc [--datasets NAME ...] [--seeds 0 1 2] [--out benchmarks/results]
 
 Each (dataset, seed) runs in its own process so that peak RSS is that run's own. The only
 per-dataset choice is the user's: tissue domains (default ``graph_weight``) or cell types on a
@@ -12,19 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import child  # noqa: E402
 from benchmarks.methods._ssc import CELL_TYPE_GRAPH_WEIGHT, user_choice  # noqa: E402
 
 
 def one_run(name: str, seed: int) -> dict:
-    import resource
 
     import numpy as np
     import torch
@@ -51,7 +50,7 @@ def one_run(name: str, seed: int) -> dict:
         "seconds_ssc": t_ssc,
         "seconds_end_to_end": time.perf_counter() - t0,
         "seconds_preprocess_and_graph": t_prep,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": child.peak_rss_mb(),
         "graph_weight": adata.uns["ssc"]["params"]["graph_weight"],
         "stopped_epoch": adata.uns["ssc"]["stopped_epoch"],
         "device": adata.uns["ssc"]["params"]["device"],
@@ -107,22 +106,10 @@ def main() -> None:
     runs = []
     for name in names:
         for seed in args.seeds:
-            res = subprocess.run(
-                [sys.executable, __file__, "--one", name, str(seed)], capture_output=True, text=True, check=False
-            )
-            if res.returncode != 0:
-                sys.stderr.write(res.stderr[-2000:])
-                sys.exit(f"{name} seed {seed} failed")
-            run = json.loads(res.stdout.strip().splitlines()[-1])
+            run = child.run("benchmarks.studies.run_ssc", name, seed)
             runs.append(run)
             sys.stderr.write(f"{name} seed={seed} ARI={run['ari']:.3f} ssc={run['seconds_ssc']:.1f}s\n")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    commit += "+uncommitted changes in src/" if dirty else ""
+    commit = child.commit()
     meta = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "python": platform.python_version(),
@@ -131,7 +118,7 @@ def main() -> None:
     (args.out / "ssc_defaults.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     header = (
         "# ssc with defaults and the true k\n\n"
-        f"`python benchmarks/run_ssc.py` at commit {commit}, CPU ({runs[0]['torch_threads']} torch threads), "
+        f"`python -m benchmarks.studies.run_ssc` at commit {commit}, CPU ({runs[0]['torch_threads']} torch threads), "
         f"seeds {args.seeds}. Domains: default `graph_weight`; cell types on a spatial graph: "
         f"`graph_weight={CELL_TYPE_GRAPH_WEIGHT}`. End-to-end = read + normalise + PCA + graph + ssc.\n\n"
     )

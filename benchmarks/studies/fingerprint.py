@@ -1,9 +1,9 @@
 """Fingerprints of ssc's results on the shared datasets: did a refactor change what ssc computes?
 
-    python -m benchmarks.fingerprint --out before.json [--datasets NAME ...] [--seeds 0 1 2]
-    python -m benchmarks.fingerprint --compare before.json after.json
+    python -m benchmarks.studies.fingerprint --out before.json [--datasets NAME ...] [--seeds 0 1 2]
+    python -m benchmarks.studies.fingerprint --compare before.json after.json
 
-Each (dataset, seed) runs with the defaults and the true k (as in ``benchmarks/run_ssc.py``) in
+Each (dataset, seed) runs with the defaults and the true k (as in ``benchmarks/studies/run_ssc.py``) in
 its own process, on one torch thread (floating-point sums depend on the thread count). The record
 holds SHA-256 digests of the labels and of the embedding's bytes, and the ARI (scored against the
 annotation, for the comparison table only). ``--compare`` lists, per run, whether labels and
@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_run(name: str, seed: int) -> dict:
@@ -79,20 +78,12 @@ def main() -> None:
         return
     if args.out is None:
         parser.error("--out is required")
+    from benchmarks import child
+
     runs = []
     for name in args.datasets or available():
         for seed in args.seeds:
-            res = subprocess.run(
-                [sys.executable, "-m", "benchmarks.fingerprint", "--one", name, str(seed)],
-                capture_output=True,
-                text=True,
-                check=False,
-                cwd=ROOT,
-            )
-            if res.returncode != 0:
-                sys.stderr.write(res.stderr[-3000:])
-                sys.exit(f"{name} seed {seed} failed")
-            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+            runs.append(child.run("benchmarks.studies.fingerprint", name, seed))
             sys.stderr.write(f"{name} seed={seed} ARI={runs[-1]['ari']:.3f}\n")
             args.out.write_text(json.dumps(runs, indent=1))
 

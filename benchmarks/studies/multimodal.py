@@ -1,6 +1,6 @@
 """Several modalities and several slices in one model (issue 7); writes multimodal.md and .json.
 
-    python benchmarks/multimodal.py [--seeds 0 1 2] [--parts cite slices] [--out benchmarks/results]
+    python -m benchmarks.studies.multimodal [--seeds 0 1 2] [--parts cite slices] [--out benchmarks/results]
 
 **Extra modality.** CBMC and PBMC CITE-seq with the preprocessing of every benchmark
 (:func:`benchmarks.datasets.load`: normalise, log1p, 50-PC PCA, scanpy 15-NN graph on the RNA PCA),
@@ -26,13 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks import child  # noqa: E402
 
 CITE = ("cite_pbmc_10x_scdcc_top2000", "cbmc_citeseq_stoeckius2017_top2000")
 SLICES = ("dlpfc_151673_maynard2021_hvg5000", "dlpfc_151674_maynard2021_hvg5000")
@@ -378,13 +379,7 @@ def main() -> None:
     for run in _plan(args.parts, args.seeds, args.reuse_rna):
         if _key(run) in cache or args.report_only:
             continue
-        res = subprocess.run(
-            [sys.executable, __file__, "--one", *map(str, run)], capture_output=True, text=True, check=False
-        )
-        if res.returncode != 0:
-            sys.stderr.write(res.stderr[-3000:])
-            sys.exit(f"{run} failed")
-        cache[_key(run)] = json.loads(res.stdout.strip().splitlines()[-1])
+        cache[_key(run)] = child.run("benchmarks.studies.multimodal", *run)
         CACHE.mkdir(parents=True, exist_ok=True)
         mine = {k: v for k, v in cache.items() if k.startswith(f"{run[0]}|")}
         (CACHE / f"multimodal_{run[0]}.json").write_text(json.dumps(mine, indent=1))
@@ -392,17 +387,14 @@ def main() -> None:
     runs = [cache[_key(run)] for run in _plan(args.parts, args.seeds) if _key(run) in cache]
     if args.reuse_rna and "cite" in args.parts:
         runs += _stored_rna(args.seeds)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True, cwd=ROOT)
-    version = commit.stdout.strip() + ("+uncommitted changes in src/" if dirty.stdout.strip() else "")
-    meta = {"machine": platform.machine(), "python": platform.python_version(), "git_commit": version}
+    meta = {"machine": platform.machine(), "python": platform.python_version(), "git_commit": child.commit()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "multimodal.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     cite = [r for r in runs if r["part"] == "cite"]
     slices = [r for r in runs if r["part"] == "slices"]
     text = [
         "# Several modalities and several slices in one model\n",
-        f"`python benchmarks/multimodal.py` (commit {meta['git_commit']}), CPU, one torch thread, "
+        f"`python -m benchmarks.studies.multimodal` (commit {meta['git_commit']}), CPU, one torch thread, "
         f"seeds {args.seeds}, true k. Seconds are wall time of the method on a shared, loaded 2-core machine.\n",
     ]
     if cite:

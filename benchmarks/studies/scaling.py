@@ -1,6 +1,6 @@
 """Scaling of ssc: shared datasets tiled into larger tissues, each stage timed, one process per size.
 
-    python -m benchmarks.scaling --sizes 10000 100000 1000000 --out benchmarks/results/
+    python -m benchmarks.studies.scaling --sizes 10000 100000 1000000 --out benchmarks/results/
 
 A tissue of N cells is made of copies of a shared dataset placed side by side on a grid, with
 coordinates jittered (a quarter of the median nearest-neighbour distance) and expression jittered
@@ -26,14 +26,15 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks import child  # noqa: E402
 
 # short name -> (shared dataset, what the labels are, ssc keyword arguments a user would pass)
 TILED = {
@@ -123,7 +124,6 @@ def _cpu_seconds() -> float:
 def one_run(short: str, n_cells: int, seed: int, device: str, batch_size: int | None = None) -> dict:
     """Load, tile (``n_cells=0``: untiled), build the graph, run ssc; every stage timed."""
     import logging
-    import resource
     import warnings
 
     import numpy as np
@@ -195,7 +195,7 @@ def one_run(short: str, n_cells: int, seed: int, device: str, batch_size: int | 
         "seconds_inference": timings.get("inference", float("nan")),
         "seconds_ssc": t_ssc,
         "cpu_seconds_ssc": c_ssc,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": child.peak_rss_mb(),
         "peak_rss_ssc_mb": sampler.peak / 2**20,
         "rss_idle_mb": rss_idle / 2**20,
         "rss_before_ssc_mb": rss_before_ssc / 2**20,
@@ -317,7 +317,7 @@ def write_report(runs: list[dict], out: Path, meta: dict) -> None:
     (out / "scaling.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
     header = (
         "# Scaling: tiled tissues\n\n"
-        "`python -m benchmarks.scaling` (see its docstring for the tiling). Times are wall seconds; "
+        "`python -m benchmarks.studies.scaling` (see its docstring for the tiling). Times are wall seconds; "
         "`ssc s` is `ssc.tl.siamese_cluster` end to end after the graph (pre-training, prototype init "
         "and clustering are its training stages, inference embeds and labels every cell, mixture fits the "
         "final tied-covariance mixture on at most 100,000 of them), with the "
@@ -351,16 +351,8 @@ def main() -> None:
     sizes = ([] if args.no_untiled else [0]) + sorted(args.sizes)
     for short in args.datasets:
         for n in sizes:
-            cmd = [sys.executable, "-m", "benchmarks.scaling", "--one", short, str(n), str(args.seed), args.device]
-            cmd.append(str(args.batch_size))
-            res = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
-            if res.returncode != 0:
-                sys.stderr.write(res.stderr[-3000:])
-                sys.exit(f"{short} n={n} failed (exit {res.returncode})")
-            run = json.loads(res.stdout.strip().splitlines()[-1])
-            commit = subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-            ).stdout.strip()
+            run = child.run("benchmarks.studies.scaling", short, n, args.seed, args.device, args.batch_size)
+            commit = child.commit()
             run["git_commit"] = commit  # rows of other runs keep theirs
             runs = [r for r in runs if _key(r) != _key(run)] + [run]
             meta = {
