@@ -29,6 +29,9 @@ PACKAGES = {
     "graphst": ["GraphST==1.1.1", "scikit-misc", "scanpy", "POT"],
     "cellcharter": ["cellcharter==0.3.7"],
     "scvi": ["scvi-tools==1.4.2", "scanpy", "igraph", "scikit-misc", "pynndescent<0.7"],
+    # DANCE's implementation of scDeepCluster (ZINB autoencoder + deep embedded clustering); the
+    # dgl and torchvision it imports are not installed (see benchmarks/methods/_scdeepcluster.py).
+    "scdeepcluster": ["pydance==1.0.1", "scanpy", "pynndescent<0.7"],
 }
 
 

@@ -60,6 +60,14 @@ METHODS = {
         ),
         Method("graphst", "_graphst:graphst", "graphst", "spatial", "graphst", "GraphST + PCA(20) + GMM(tied)"),
         Method("scvi", "_scvi:scvi", "scvi", "scrna", "scvi-tools", "scVI latent + Leiden bisected to k"),
+        Method(
+            "scdeepcluster",
+            "_scdeepcluster:scdeepcluster",
+            "scdeepcluster",
+            "scrna",
+            "pydance",
+            "scDeepCluster (DANCE), ZINB AE + DEC, final epoch",
+        ),
     ]
 }
 
