@@ -112,7 +112,7 @@ def prepared(name: str, variant: str) -> tuple[Path, Path]:
     tmp = path.with_suffix(".tmp.h5ad")
     out.write_h5ad(tmp)
     tmp.rename(path)
-    np.save(label_path, labels)
+    np.save(label_path, labels.astype(str))
     return path, label_path
 
 
