@@ -6,8 +6,10 @@
 Protocols (the same for every method; labels are read for scoring only):
 
 ``standard``
-    scanpy's tutorial flow: ``filter_genes(min_cells=3)``, ``normalize_total`` (counts only),
+    scanpy's classic flow: ``filter_genes(min_cells=3)``, ``normalize_total`` (counts only),
     ``log1p``, 2,000 highly variable genes (subset), ``scale(max_value=10)``, ``pca(50)``.
+``unscaled``
+    the same without ``scale`` (the flow of today's scanpy clustering tutorial).
 ``legacy``
     the peer table's preprocessing (:func:`benchmarks.datasets.load`): ``normalize_total``,
     ``log1p``, ``pca(50)``, no gene selection and no scaling.
@@ -63,18 +65,20 @@ def load(name: str, protocol: str, *, subsample: int | None = None, seed: int = 
 
     if protocol == "legacy":
         return legacy_load(name, subsample=subsample, seed=seed)
-    if protocol != "standard":
+    if protocol not in ("standard", "unscaled"):
         raise ValueError(f"unknown protocol {protocol!r}")
     adata = read(name, subsample=subsample, seed=seed)
     labels = adata.obs["label"].astype(str).to_numpy()
     sc.pp.filter_genes(adata, min_cells=3)
     if adata.uns.get("X_is_integer_counts", True):
+        adata.layers["counts"] = adata.X.copy()  # kept, as scanpy's tutorials do (ssc's `counts_layer`)
         sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     if adata.n_vars > N_TOP_GENES:
         sc.pp.highly_variable_genes(adata, n_top_genes=N_TOP_GENES)
         adata = adata[:, adata.var["highly_variable"]].copy()
-    sc.pp.scale(adata, max_value=10)
+    if protocol == "standard":
+        sc.pp.scale(adata, max_value=10)
     sc.pp.pca(adata, n_comps=min(50, adata.n_vars - 1), random_state=0)
     cell_graph(adata)
     return adata, labels
