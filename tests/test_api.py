@@ -309,23 +309,24 @@ def test_final_assignment(tissue, final):
 
 def test_mixture_starts_by_target(knn, tissue):
     # Cell types: no clustering stage (every step pre-trains); prototypes seeded from Leiden
-    # communities; the mixture starts from them and from k-means partitions of the embedding, and
-    # the likeliest fit is kept.
+    # communities; the mixture starts from Ward's partition of the embedding alone.
     ssc.tl.siamese_cluster(knn, n_clusters=4, **FAST)
     uns = knn.uns["ssc"]
     assert uns["params"]["init"] == "leiden"
     assert (uns["params"]["n_epochs_pretrain"], uns["params"]["n_epochs_cluster"]) == (30, 0)
     assert len(uns["label_change"]) == 0
-    n_starts = uns["params"]["mixture_kmeans_starts"]
-    assert n_starts > 0
-    log_lik = uns["mixture"]["log_likelihood"]
-    assert set(log_lik) == {"prototypes", *(f"kmeans{i}" for i in range(n_starts))}
-    assert uns["mixture"]["start"] == max(log_lik, key=log_lik.get)
-    # Tissue domains: prototypes from k-means, a Leiden start, no k-means starts.
+    assert list(uns["params"]["mixture_starts"]) == ["ward"]
+    assert set(uns["mixture"]["log_likelihood"]) == {"ward"} and uns["mixture"]["start"] == "ward"
+    # Tissue domains: prototypes from k-means and a Leiden start; the likelier fit is kept.
     ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
-    assert tissue.uns["ssc"]["params"]["mixture_kmeans_starts"] == 0
+    assert list(tissue.uns["ssc"]["params"]["mixture_starts"]) == ["prototypes", "leiden"]
     assert tissue.uns["ssc"]["params"]["n_epochs_cluster"] == 12 and len(tissue.uns["ssc"]["label_change"]) > 0
-    assert set(tissue.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes", "leiden"}
+    log_lik = tissue.uns["ssc"]["mixture"]["log_likelihood"]
+    assert set(log_lik) == {"prototypes", "leiden"} and tissue.uns["ssc"]["mixture"]["start"] == max(log_lik, key=log_lik.get)
+    # Any starts can be asked for; the likeliest fit over all of them is kept.
+    starts = ["prototypes", "kmeans"]
+    ssc.tl.siamese_cluster(knn, n_clusters=4, train_kwargs={"mixture_starts": starts, "mixture_kmeans_starts": 3}, **FAST)
+    assert set(knn.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes", "kmeans0", "kmeans1", "kmeans2"}
 
 
 def test_mixture_leiden_start_on_a_subsample(tissue):

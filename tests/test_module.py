@@ -125,13 +125,16 @@ def test_fit_mixture_keeps_the_most_likely_start():
     log_liks = net.fit_mixture(z)  # the prototypes alone
     assert len(log_liks) == 1
     wrong = net.soft_assign(z, 1.0).argmax(1)
-    log_liks = net.fit_mixture(z, [good])
+    prototypes = torch.nn.functional.one_hot(net.cluster_scores(z).argmax(1), 3).float()
+    log_liks = net.fit_mixture(z, [prototypes, good])
     assert len(log_liks) == 2 and log_liks[1] > log_liks[0]
     labels = net.soft_assign(z, 1.0).argmax(1)
     assert float((labels[:, None] == labels[None, :]).eq(truth[:, None] == truth[None, :]).float().mean()) == 1.0
     assert float((wrong[:, None] == wrong[None, :]).eq(truth[:, None] == truth[None, :]).float().mean()) < 0.9
     kept = (net.mixture_weights, net.mixture_means, net.mixture_cov)
     assert mixture_log_likelihood(z, *kept) == pytest.approx(log_liks[1])
+    with pytest.raises(ValueError, match="at least one start"):
+        net.fit_mixture(z, [])
 
 
 def test_cross_correlation_identity_is_minimum():

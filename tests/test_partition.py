@@ -62,7 +62,7 @@ def test_fixed_k_run_does_not_compile_umap():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
 
 
-def test_final_mixture_kmeans_starts_recover_unequal_populations():
+def test_final_mixture_starts_recover_unequal_populations():
     # A large population (600 cells) and two small, nearby ones (60, 40): prototypes that split
     # the large one and merge the two small ones start EM in an optimum it does not fully leave;
     # k-means starts find a likelier fit that keeps every population whole (labels are never
@@ -79,18 +79,24 @@ def test_final_mixture_kmeans_starts_recover_unequal_populations():
     truth = np.repeat(np.arange(3), sizes)
     z = torch.as_tensor(centres[truth] + rng.normal(size=(truth.size, 2)), dtype=torch.float32)
 
-    def fit(kmeans_starts: int):
+    def fit(starts, limits=Limits(), random_state=0):
         net = SiameseNetwork(5, 3, NetworkConfig(n_hidden=4, n_latent=2))
         net.set_prototypes(torch.tensor([[-1.0, 0.1], [-1.0, -0.1], [1.0, 0.0]]))
         log_lik = fit_final_mixture(
-            net, z, leiden_start=False, kmeans_starts=kmeans_starts, limits=Limits(), random_state=0, device="cpu"
+            net, z, starts=starts, kmeans_starts=5, limits=limits, random_state=random_state, device="cpu"
         )
         return log_lik, net.soft_assign(z, 1.0).argmax(1).numpy()
 
-    alone, labels_alone = fit(0)
-    several, labels = fit(5)
+    alone, labels_alone = fit(("prototypes",))
+    several, labels = fit(("prototypes", "kmeans"))
     assert list(alone) == ["prototypes"] and list(several) == ["prototypes", *(f"kmeans{i}" for i in range(5))]
     assert several["prototypes"] == alone["prototypes"]
     assert max(several.values()) > alone["prototypes"] + 0.1
     assert adjusted_rand_score(truth, labels) > 0.99
     assert adjusted_rand_score(truth, labels_alone) < 0.98
+    # Ward's partition alone (the cell-type default) keeps every population whole, without a random
+    # draw: any seed gives the same fit; on a subsample of 200 cells too.
+    ward, labels_ward = fit(("ward",))
+    assert list(ward) == ["ward"] and adjusted_rand_score(truth, labels_ward) > 0.99
+    assert np.array_equal(fit(("ward",), random_state=7)[1], labels_ward)
+    assert adjusted_rand_score(truth, fit(("ward",), Limits(ward_start_max_cells=200))[1]) > 0.99

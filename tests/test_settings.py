@@ -14,17 +14,17 @@ from scsiameseclu.module import AugmentConfig, NetworkConfig, TrainConfig
 @pytest.mark.parametrize(
     ("spatial", "graph_weight", "target", "init", "w_pre", "n_cluster", "starts", "weight"),
     [
-        (True, None, "domains", "kmeans", 0.5, 100, 0, 0.8),
-        (False, None, "cell types", "leiden", 0.0, 0, 10, 0.5),
-        (True, 0.0, "cell types", "leiden", 0.0, 0, 10, 0.0),
-        (True, 0.4, "cell types", "leiden", 0.0, 0, 10, 0.4),
-        (False, 0.9, "cell types", "leiden", 0.0, 0, 10, 0.9),
+        (True, None, "domains", "kmeans", 0.5, 100, ("prototypes", "leiden"), 0.8),
+        (False, None, "cell types", "leiden", 0.0, 0, ("ward",), 0.5),
+        (True, 0.0, "cell types", "leiden", 0.0, 0, ("ward",), 0.0),
+        (True, 0.4, "cell types", "leiden", 0.0, 0, ("ward",), 0.4),
+        (False, 0.9, "cell types", "leiden", 0.0, 0, ("ward",), 0.9),
     ],
 )
 def test_auto_rules_resolved_once(spatial, graph_weight, target, init, w_pre, n_cluster, starts, weight):
     s = ModelSettings.resolve(n_clusters=5, spatial_graph=spatial, graph_weight=graph_weight)
     train = s.train
-    resolved = (s.target, train.init, train.w_contrastive_pretrain, train.n_epochs_cluster, train.mixture_kmeans_starts)
+    resolved = (s.target, train.init, train.w_contrastive_pretrain, train.n_epochs_cluster, train.mixture_starts)
     assert (*resolved, s.graph_weight) == (target, init, w_pre, n_cluster, starts, weight)
     assert s.network.graph_weight == s.graph_weight  # one value, stored once per config that needs it
 
@@ -71,7 +71,10 @@ def test_network_kwargs_cannot_shadow_arguments(key):
         ("train_kwargs", {"final_assignment": "gmm"}, ValueError, "final_assignment"),
         ("train_kwargs", {"w_contrastive_pretrain": -1}, ValueError, "w_contrastive_pretrain"),
         ("train_kwargs", {"mixture_kmeans_starts": 2.5}, TypeError, "mixture_kmeans_starts"),
-        ("train_kwargs", {"mixture_kmeans_starts": -1}, ValueError, "mixture_kmeans_starts"),
+        ("train_kwargs", {"mixture_kmeans_starts": 0}, ValueError, "mixture_kmeans_starts"),
+        ("train_kwargs", {"mixture_starts": "ward"}, TypeError, "mixture_starts"),
+        ("train_kwargs", {"mixture_starts": ["ward", "gmm"]}, ValueError, "mixture_starts"),
+        ("train_kwargs", {"mixture_starts": ["ward", "ward"]}, ValueError, "mixture_starts"),
         ("train_kwargs", {"n_epochs_cluster": -1}, ValueError, "n_epochs_cluster"),
         ("augment_kwargs", {"edge_add_rate": 1e9}, ValueError, "edge_add_rate"),
         ("augment_kwargs", {"mask_rate": True}, TypeError, "mask_rate"),

@@ -174,6 +174,30 @@ def _refuse_empty_cells(n: int, source: str) -> None:
         raise ValueError(msg)
 
 
+def get_counts(adata: AnnData, layer, genes) -> sparse.csr_matrix:
+    """Raw counts of ``genes`` (in that order) from ``layers[layer]``: CSR float32, checked whole numbers >= 0."""
+    if not isinstance(layer, str):
+        msg = f"`counts_layer` must be a layer name or None, got {layer!r}."
+        raise TypeError(msg)
+    if layer not in adata.layers:
+        msg = (
+            f"`counts_layer={layer!r}` is not in `adata.layers` (keys: {list(adata.layers)}); keep the raw counts "
+            "before normalising, e.g. `adata.layers['counts'] = adata.X.copy()`."
+        )
+        raise KeyError(msg)
+    position = {g: i for i, g in enumerate(map(str, adata.var_names))}
+    mat = canonical_csr(adata.layers[layer])
+    if len(position) < adata.n_vars:
+        msg = "`adata.var_names` are not unique; the genes of `counts_layer` cannot be found by name."
+        raise ValueError(msg)
+    mat = mat[:, [position[g] for g in genes]]
+    values = mat.data
+    if not np.issubdtype(values.dtype, np.number) or (values < 0).any() or not np.array_equal(values, np.round(values)):
+        msg = f"`adata.layers[{layer!r}]` must hold raw counts (whole numbers >= 0); it looks normalised."
+        raise ValueError(msg)
+    return canonical_csr(mat.astype(np.float32))
+
+
 def check_extra_rep(adata: AnnData, extra_rep, *, use_rep: str | None, layer: str | None) -> tuple[str, ...]:
     """``extra_rep`` (``None``, an ``obsm`` key or a list of keys) as a tuple of distinct ``obsm`` keys."""
     if extra_rep is None:

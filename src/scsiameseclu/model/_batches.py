@@ -232,6 +232,7 @@ class Batch:
     edge_index: torch.Tensor
     library: torch.Tensor | None
     n_seeds: int
+    counts: torch.Tensor | None = None  # raw counts of the count genes (dense), or None
 
 
 class FullGraph:
@@ -239,8 +240,11 @@ class FullGraph:
 
     mode = "full"
 
-    def __init__(self, x: np.ndarray, pairs: np.ndarray, library: np.ndarray | None, *, device: torch.device):
+    def __init__(
+        self, x: np.ndarray, pairs: np.ndarray, library: np.ndarray | None, *, device: torch.device, counts=None
+    ):
         self.device = device
+        self.counts = None if counts is None else torch.as_tensor(counts.toarray(), device=device)
         self.x = torch.as_tensor(x, device=device)
         self.pairs = torch.as_tensor(pairs, device=device)
         self.edge_index = torch.cat([self.pairs, self.pairs.flip(0)], dim=1)
@@ -249,7 +253,7 @@ class FullGraph:
         self.n_hops = None
 
     def batch(self) -> Batch:
-        return Batch(self.x, self.pairs, self.edge_index, self.library, self.x.shape[0])
+        return Batch(self.x, self.pairs, self.edge_index, self.library, self.x.shape[0], self.counts)
 
     @torch.no_grad()
     def _embed(self, net: SiameseNetwork) -> torch.Tensor:
@@ -299,8 +303,10 @@ class SampledNeighbourhoods:
         generator: torch.Generator,
         rank: int = 0,
         world_size: int = 1,
+        counts=None,
     ):
         self.device, self.n_hops, self.limits, self.generator = device, n_hops, limits, generator
+        self.counts = counts  # CSR, rows densified per batch
         self.x = torch.as_tensor(x)
         self.library = None if library is None else torch.as_tensor(library)
         self.graph = graph
@@ -323,7 +329,10 @@ class SampledNeighbourhoods:
         self.n_batches += 1
         library = None if self.library is None else self.library[nodes].to(self.device)
         x = self.x[nodes].to(self.device, non_blocking=True)
-        return Batch(x, pairs.to(self.device), edge_index.to(self.device), library, seeds.numel())
+        counts = None
+        if self.counts is not None:
+            counts = torch.as_tensor(self.counts[nodes.numpy()].toarray()).to(self.device, non_blocking=True)
+        return Batch(x, pairs.to(self.device), edge_index.to(self.device), library, seeds.numel(), counts)
 
     @property
     def mean_batch_cells(self) -> float:

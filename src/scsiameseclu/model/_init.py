@@ -40,6 +40,17 @@ def leiden_partition(
     return labels if labels.max() + 1 == n_clusters else None
 
 
+def ward_partition(z: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Ward's agglomerative partition of ``z`` into ``n_clusters`` clusters (no random draw).
+
+    Memory and time grow with the square of the cells (scikit-learn's unstructured Ward): callers
+    pass a bounded subsample (``Limits.ward_start_max_cells``).
+    """
+    from sklearn.cluster import AgglomerativeClustering
+
+    return AgglomerativeClustering(n_clusters=n_clusters, linkage="ward").fit_predict(np.asarray(z, dtype=np.float64))
+
+
 def shared_neighbour_graph(z: np.ndarray, *, n_neighbors: int = 15):
     """A private AnnData whose ``obsp['connectivities']`` is the Jaccard shared-neighbour graph of ``z``.
 

@@ -297,6 +297,7 @@ class TrainingData:
     x: np.ndarray  # cells × input columns, float32
     graph: sparse.csr_matrix  # symmetric, loop-free
     library: np.ndarray | None  # integer library code per cell
+    counts: sparse.csr_matrix | None = None  # raw counts of the count genes (`counts_layer`), float32
 
     @property
     def n_obs(self) -> int:
@@ -324,6 +325,9 @@ class InputSpec:
     gene_means
         For ``X`` or layer input, each training gene's mean over the training cells (as read:
         counts after log1p), which stands in for a gene that new cells lack.
+    counts_layer, count_genes
+        The layer of raw counts whose genes a negative-binomial decoder models in training, and
+        those genes (the PCA's, or the input's); ``None`` without.
     """
 
     use_rep: str | None
@@ -337,6 +341,8 @@ class InputSpec:
     library_key: str | None
     projection: Projection | None
     gene_means: np.ndarray | None = None
+    counts_layer: str | None = None
+    count_genes: tuple[str, ...] | None = None
 
     @classmethod
     def fit(
@@ -348,6 +354,7 @@ class InputSpec:
         connectivity_key: str | None = None,
         extra_rep: str | list[str] | None = None,
         library_key: str | None = None,
+        counts_layer: str | None = None,
     ) -> tuple[InputSpec, TrainingData]:
         """Read and check every input of ``adata`` once; return the spec and the training data."""
         graph_key = _read.resolve_connectivity_key(adata, connectivity_key)
@@ -373,6 +380,10 @@ class InputSpec:
             )
         projection = Projection.fit(adata, mat) if source == f"obsm['{PCA_KEY}']" else None
         gene_level = not source.startswith("obsm")
+        counts, count_genes = None, None
+        if counts_layer is not None:  # the genes of the PCA where it has them, else the data's
+            count_genes = projection.var_names if projection is not None else tuple(map(str, adata.var_names))
+            counts = _read.get_counts(adata, counts_layer, count_genes)
         spec = cls(
             use_rep=use_rep,
             layer=layer,
@@ -385,8 +396,10 @@ class InputSpec:
             library_key=library_key,
             projection=projection,
             gene_means=_column_means(mat) if gene_level else None,
+            counts_layer=counts_layer,
+            count_genes=count_genes,
         )
-        return spec, TrainingData(x, graph, library)
+        return spec, TrainingData(x, graph, library, counts)
 
     @property
     def source(self) -> str:
@@ -518,6 +531,8 @@ class InputSpec:
             "extra_rep": list(self.extra_rep),
             "extras": [m.to_dict() for m in self.extras],
             "library_key": self.library_key,
+            "counts_layer": self.counts_layer,
+            "n_count_genes": 0 if self.count_genes is None else len(self.count_genes),
             "has_gene_means": self.gene_means is not None,
             "projection": None
             if self.projection is None
@@ -549,6 +564,9 @@ class InputSpec:
         for key in ("use_rep", "layer", "library_key"):
             if values[key] is not None and not isinstance(values[key], str):
                 raise ValueError(f"`input['{key}']` must be a string or null, got {values[key]!r}.")
+        counts_layer = values.get("counts_layer")  # the count genes themselves are for training only
+        if counts_layer is not None and not isinstance(counts_layer, str):
+            raise ValueError(f"`input['counts_layer']` must be a string or null, got {counts_layer!r}.")
         if not isinstance(values["connectivity_key"], str) or not isinstance(values["spatial_graph"], bool):
             raise ValueError("`input['connectivity_key']` must be a string and `input['spatial_graph']` a bool.")
         expression = ModalitySpec.from_dict(values["expression"], name="input['expression']")
@@ -594,6 +612,7 @@ class InputSpec:
             library_key=values["library_key"],
             projection=projection,
             gene_means=gene_means,
+            counts_layer=counts_layer,
         )
 
 

@@ -124,6 +124,9 @@ class SiameseClusterModel:
         each gets an MLP branch of its own in the fusion. New cells need the same keys.
     library_key
         ``obs`` column of the library (slice, sample) of each cell.
+    counts_layer
+        Layer of raw counts: a decoder head then models the counts of the input's genes (the
+        PCA's genes for a PCA input) with a negative-binomial likelihood in training.
     network_kwargs, augment_kwargs, train_kwargs
         Overrides of :class:`~scsiameseclu.module.NetworkConfig`,
         :class:`~scsiameseclu.module.AugmentConfig`, :class:`~scsiameseclu.module.TrainConfig`.
@@ -156,6 +159,7 @@ class SiameseClusterModel:
         max_epochs: int | None = None,
         extra_rep: str | list[str] | None = None,
         library_key: str | None = None,
+        counts_layer: str | None = None,
         network_kwargs: dict | None = None,
         augment_kwargs: dict | None = None,
         train_kwargs: dict | None = None,
@@ -179,8 +183,11 @@ class SiameseClusterModel:
             connectivity_key=graph_key,
             extra_rep=extra_rep,
             library_key=library_key,
+            counts_layer=counts_layer,
         )
-        settings = replace(settings, network=replace(settings.network, extra_dims=spec.extra_dims))
+        n_count_genes = 0 if spec.count_genes is None else len(spec.count_genes)
+        network = replace(settings.network, extra_dims=spec.extra_dims, n_count_genes=n_count_genes)
+        settings = replace(settings, network=network)
         self._assemble(settings, spec, data=data)
 
     @classmethod
@@ -378,9 +385,10 @@ class SiameseClusterModel:
                 generator=sampler_generator(seed),
                 rank=group.rank,
                 world_size=group.world_size,
+                counts=data.counts,
             )
         else:
-            source = FullGraph(data.x, edges, data.library, device=device)
+            source = FullGraph(data.x, edges, data.library, device=device, counts=data.counts)
         t_index = time.perf_counter() - t_index
         if settings.network.init_weights == "identity":
             net.identity_init(source.x)
@@ -428,7 +436,7 @@ class SiameseClusterModel:
                 record.mixture_log_likelihood = fit_final_mixture(
                     net,
                     self._latent[0],
-                    leiden_start=settings.train.init == "kmeans",
+                    starts=settings.train.mixture_starts,
                     kmeans_starts=settings.train.mixture_kmeans_starts,
                     limits=settings.limits,
                     random_state=seed,

@@ -164,7 +164,7 @@ def fit(
         step = group.step(net, cluster=False)
         for _ in range(train.n_epochs_pretrain):
             b = source.batch()
-            out = step(b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library)
+            out = step(b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library, counts=b.counts)
             _optimise(optimizer, out, record, bar, train.learning_rate, group)
         record.seconds["pretrain"] = time.perf_counter() - t0
 
@@ -200,6 +200,7 @@ def fit(
                 cluster_weights=target,
                 edge_index=b.edge_index,
                 library=b.library,
+                counts=b.counts,
             )
             _optimise(optimizer, out, record, bar, train.learning_rate, group)
             # Running estimate of cluster sizes from the seeds (a uniform sample of cells).

@@ -20,8 +20,13 @@ from ..module import AugmentConfig, NetworkConfig, TrainConfig
 GRAPH_WEIGHT_SPATIAL = 0.8
 #: On an expression kNN graph an even prior, so that the learned gate can lean on expression.
 GRAPH_WEIGHT_KNN = 0.5
-#: Extra k-means starts of the final mixture for cell types (``mixture_kmeans_starts``).
-MIXTURE_KMEANS_STARTS_CELL_TYPES = 10
+#: Where the final mixture's EM starts, per target (``mixture_starts``). Tissue domains: the
+#: prototypes' labels and Leiden communities, the likelier fit kept. Cell types: Ward's
+#: hierarchical partition of the embedding alone, deterministic (mclust starts EM so): the
+#: likeliest of random k-means starts was a different partition from seed to seed, often not the
+#: one nearest the cell types (benchmarks/results/cell_types_approaches.md).
+MIXTURE_STARTS_DOMAINS = ("prototypes", "leiden")
+MIXTURE_STARTS_CELL_TYPES = ("ward",)
 #: Steps of the clustering stage for tissue domains; cell types skip it (``n_epochs_cluster``).
 N_EPOCHS_CLUSTER_DOMAINS = 100
 #: Share of ``max_epochs`` spent pre-training for tissue domains (the rest is the clustering
@@ -82,6 +87,9 @@ class Limits:
     #: Leiden communities for the mixture's second start on at most this many cells (its exact
     #: kNN graph and the bisection on the resolution dominate the cost).
     leiden_start_max_cells: int = 8_000
+    #: Ward's partition for the mixture's start on at most this many cells (its memory is
+    #: quadratic in cells: about 250 MB at 8,000).
+    ward_start_max_cells: int = 8_000
     #: Cells sampled to estimate k when ``n_clusters=None``.
     n_clusters_max_cells: int = 50_000
 
@@ -145,10 +153,11 @@ class ModelSettings:
           and the contrastive term on in pre-training; cell types: Leiden communities with k
           parts (they follow the data's own population sizes) and the contrastive term only in
           the clustering stage.
-        - Cell types skip the clustering stage (``n_epochs_cluster=0``) and add
-          :data:`MIXTURE_KMEANS_STARTS_CELL_TYPES` k-means starts to the final mixture: the
-          stage's near-balanced transport splits large populations and merges rare ones, and
-          the mixture labels the pre-trained embedding better (``docs/method.md``).
+        - Cell types skip the clustering stage (``n_epochs_cluster=0``): the stage's
+          near-balanced transport splits large populations and merges rare ones, and the final
+          mixture labels the pre-trained embedding better (``docs/method.md``).
+        - The final mixture starts from :data:`MIXTURE_STARTS_DOMAINS` for tissue domains and
+          from :data:`MIXTURE_STARTS_CELL_TYPES` (Ward's partition) for cell types.
         - ``max_epochs`` splits into :data:`PRETRAIN_SHARE` pre-training and the rest clustering
           for tissue domains, and is all pre-training for cell types.
         """
@@ -184,9 +193,9 @@ class ModelSettings:
             train = replace(train, w_contrastive_pretrain=train.w_contrastive if target == DOMAINS else 0.0)
         if train.n_epochs_cluster is None:
             train = replace(train, n_epochs_cluster=N_EPOCHS_CLUSTER_DOMAINS if target == DOMAINS else 0)
-        if train.mixture_kmeans_starts is None:
-            starts = MIXTURE_KMEANS_STARTS_CELL_TYPES if target == CELL_TYPES else 0
-            train = replace(train, mixture_kmeans_starts=starts)
+        if train.mixture_starts is None:
+            starts = MIXTURE_STARTS_DOMAINS if target == DOMAINS else MIXTURE_STARTS_CELL_TYPES
+            train = replace(train, mixture_starts=starts)
         return cls(n_clusters, graph_weight, target, network, augment, train, limits or Limits())
 
     def minibatch(self, n_obs: int, batch_size: int | None) -> bool:
@@ -237,7 +246,7 @@ class ModelSettings:
             target=values["target"],
             network=from_dict(NetworkConfig, values["network"], name="network"),
             augment=from_dict(AugmentConfig, values["augment"], name="augment"),
-            train=from_dict(TrainConfig, values["train"], name="train"),
+            train=from_dict(TrainConfig, _train_fields(values["train"], values["target"]), name="train"),
             limits=from_dict(Limits, values["limits"], name="limits"),
         )
 
@@ -246,8 +255,24 @@ class ModelSettings:
         flat = {"n_clusters": self.n_clusters, "target": self.target}
         for config in (self.network, self.augment, self.train):
             flat.update(dataclasses.asdict(config))
-        flat["extra_dims"] = list(self.network.extra_dims)  # a tuple cannot be written to h5ad
+        # Tuples cannot be written to h5ad.
+        flat["extra_dims"] = list(self.network.extra_dims)
+        flat["mixture_starts"] = list(self.train.mixture_starts or ())
         return flat
+
+
+def _train_fields(train, target: str):
+    """A saved ``train`` config in today's fields: saves from before ``mixture_starts`` keep their starts."""
+    if not isinstance(train, dict) or "mixture_starts" in train:
+        return train
+    train = dict(train)
+    n_kmeans = train.get("mixture_kmeans_starts") or 0
+    if n_kmeans:
+        train["mixture_starts"] = ["prototypes", "kmeans"]
+    else:
+        train["mixture_starts"] = list(MIXTURE_STARTS_DOMAINS) if target == DOMAINS else ["prototypes"]
+        train["mixture_kmeans_starts"] = TrainConfig().mixture_kmeans_starts
+    return train
 
 
 def defaults_table(symbols: dict[str, str] | None = None) -> str:
@@ -271,7 +296,7 @@ def defaults_table(symbols: dict[str, str] | None = None) -> str:
         "init": "`'kmeans'` for tissue domains, `'leiden'` for cell types",
         "w_contrastive_pretrain": "`w_contrastive` for tissue domains, 0 for cell types",
         "n_epochs_cluster": f"{N_EPOCHS_CLUSTER_DOMAINS} for tissue domains, 0 for cell types",
-        "mixture_kmeans_starts": f"0 for tissue domains, {MIXTURE_KMEANS_STARTS_CELL_TYPES} for cell types",
+        "mixture_starts": f"`{MIXTURE_STARTS_DOMAINS!r}` for tissue domains, `{MIXTURE_STARTS_CELL_TYPES!r}` for cell types",
         "graph_weight": "from the argument `graph_weight`",
         "extra_dims": "from `extra_rep`",
     }

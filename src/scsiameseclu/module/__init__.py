@@ -9,6 +9,7 @@ from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion
 from ._losses import (
     contrastive_loss,
+    count_loss,
     cross_correlation_loss,
     library_moment_loss,
     reconstruction_loss,
@@ -28,6 +29,7 @@ __all__ = [
     "SoftmaxFusion",
     "TrainConfig",
     "contrastive_loss",
+    "count_loss",
     "cross_correlation_loss",
     "draw_view",
     "fit_tied_mixture",

@@ -3,7 +3,7 @@
 Each config checks the type and range of every field when it is built, so that a wrong value is
 refused with its name before any work starts. Defaults that depend on the data or on the user's
 target (``graph_weight``, ``init``, ``w_contrastive_pretrain``, ``n_epochs_cluster``,
-``mixture_kmeans_starts``) are resolved by the model layer
+``mixture_starts``) are resolved by the model layer
 (:class:`~scsiameseclu.model.ModelSettings`), not here.
 """
 
@@ -34,6 +34,10 @@ def _check_choice(owner, name: str, choices: tuple) -> None:
     if value not in choices:
         msg = f"`{name}` must be one of {list(choices)}, got {value!r}."
         raise ValueError(msg)
+
+
+#: Where the final mixture's EM may start (``TrainConfig.mixture_starts``).
+MIXTURE_STARTS = ("prototypes", "leiden", "ward", "kmeans")
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class NetworkConfig:
     init_weights: str = "identity"
     # Widths of extra modalities (``extra_rep``), the last columns of the input; set from the data.
     extra_dims: tuple[int, ...] = ()
+    # Genes whose raw counts a negative-binomial decoder head models (``counts_layer``); 0: none.
+    # Set from the data.
+    n_count_genes: int = 0
 
     def __post_init__(self):
         for name in ("n_hidden", "n_latent"):
@@ -95,6 +102,7 @@ class NetworkConfig:
             msg = f"`extra_dims` must be positive ints, got {self.extra_dims!r}."
             raise ValueError(msg)
         object.__setattr__(self, "extra_dims", tuple(int(m) for m in dims))  # a list read back from JSON
+        _check_number(self, "n_count_genes", integer=True)
         _check_choice(self, "init_weights", ("identity", "random"))
         n_modalities = 1 + len(dims)
         if self.init_weights == "identity" and min(self.n_hidden, self.n_latent) < n_modalities:
@@ -130,6 +138,9 @@ class TrainConfig:
     # spreads large, unequal populations over the sphere before the clustering head sees them.
     w_contrastive_pretrain: float | None = None
     w_cluster: float = 0.5
+    # Weight of the count term (negative-binomial likelihood of the raw counts of the genes, from
+    # both views' embeddings); acts only with a ``counts_layer``.
+    w_counts: float = 1.0
     # Weight of the library term (moment matching of the embedding between libraries, with a
     # reconstruction target free of library mean shifts); acts only with a `library_key`. Off by
     # default: adjacent slices of one tissue share their domains, and the term can remove real
@@ -149,14 +160,18 @@ class TrainConfig:
     # "kmeans" or "leiden" seeding of the prototypes; "auto" is resolved by the model layer.
     init: str = "auto"
     # Final labels: "mixture" (a tied-covariance Gaussian mixture over the embedding, so that
-    # cluster sizes and shapes are learned where cosine prototypes cannot; EM starts from the
-    # head's labels and, for tissue domains, from Leiden communities, and the likelier fit is
-    # kept) or "prototypes" (the OT head's cosine prototypes).
+    # cluster sizes and shapes are learned where cosine prototypes cannot; EM runs from each of
+    # `mixture_starts` and the likeliest fit is kept) or "prototypes" (the OT head's cosine
+    # prototypes).
     final_assignment: str = "mixture"
-    # Extra starts of the final mixture's EM from k-means partitions of the embedding (one
-    # k-means++ draw each); the likeliest fit over every start is kept. None: resolved from the
-    # target by the model layer.
-    mixture_kmeans_starts: int | None = None
+    # Where the final mixture's EM starts: any of "prototypes" (the head's labels), "leiden"
+    # (Leiden communities of the embedding, k parts), "ward" (Ward's hierarchical partition of the
+    # embedding, k parts: deterministic, as mclust starts EM) and "kmeans" (`mixture_kmeans_starts`
+    # k-means partitions, one k-means++ draw each). None: resolved from the target by the model
+    # layer (tissue domains: prototypes and Leiden; cell types: Ward).
+    mixture_starts: tuple[str, ...] | None = None
+    # How many k-means starts "kmeans" in `mixture_starts` stands for.
+    mixture_kmeans_starts: int = 10
 
     def __post_init__(self):
         _check_number(self, "n_epochs_pretrain", hi=self.MAX_EPOCHS, integer=True)
@@ -167,12 +182,29 @@ class TrainConfig:
         _check_number(self, "contrastive_max_cells", lo=1, hi=self.MAX_CONTRASTIVE_CELLS, integer=True)
         for name in ("learning_rate", "contrastive_temperature", "cluster_temperature", "sinkhorn_epsilon", "tol"):
             _check_number(self, name, lo_open=True)
-        for name in ("weight_decay", "w_correlation", "w_reconstruction", "w_contrastive", "w_cluster", "w_library"):
+        for name in (
+            "weight_decay",
+            "w_correlation",
+            "w_reconstruction",
+            "w_contrastive",
+            "w_cluster",
+            "w_library",
+            "w_counts",
+        ):
             _check_number(self, name)
         if self.w_contrastive_pretrain is not None:
             _check_number(self, "w_contrastive_pretrain")
-        if self.mixture_kmeans_starts is not None:
-            _check_number(self, "mixture_kmeans_starts", integer=True)
+        _check_number(self, "mixture_kmeans_starts", lo=1, integer=True)
+        if self.mixture_starts is not None:
+            starts = self.mixture_starts
+            if isinstance(starts, str) or not isinstance(starts, list | tuple) or not starts:
+                msg = f"`mixture_starts` must be a non-empty list of start names, got {starts!r}."
+                raise TypeError(msg)
+            unknown = [name for name in starts if name not in MIXTURE_STARTS]
+            if unknown or len(set(starts)) < len(starts):
+                msg = f"`mixture_starts` must list distinct names of {list(MIXTURE_STARTS)}, got {list(starts)!r}."
+                raise ValueError(msg)
+            object.__setattr__(self, "mixture_starts", tuple(starts))  # a list read back from JSON
         for name in ("balance", "size_momentum"):
             _check_number(self, name, hi=1.0)
         _check_number(self, "cluster_lr_scale", lo_open=True)

@@ -65,6 +65,27 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(x_hat, x)
 
 
+def count_loss(logits: torch.Tensor, log_dispersion: torch.Tensor, counts: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Negative-binomial negative log-likelihood of raw counts, per entry (scVI's decoder form).
+
+    The mean of cell ``i`` and gene ``g`` is ``softmax(logits_i)_g`` times the cell's observed total
+    count, so the decoder models composition, not depth; ``log_dispersion`` holds one inverse
+    dispersion per gene. O(N·G).
+    """
+    library = counts.sum(1, keepdim=True)
+    mu = torch.softmax(logits, dim=1) * library
+    theta = log_dispersion.exp()
+    log_theta_mu = torch.log(theta + mu + eps)
+    log_lik = (
+        theta * (log_dispersion - log_theta_mu)
+        + counts * (torch.log(mu + eps) - log_theta_mu)
+        + torch.lgamma(counts + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(counts + 1.0)
+    )
+    return -log_lik.mean()
+
+
 def swapped_assignment_loss(
     scores1: torch.Tensor, scores2: torch.Tensor, q1: torch.Tensor, q2: torch.Tensor, temperature: float
 ) -> torch.Tensor:

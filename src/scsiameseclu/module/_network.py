@@ -15,6 +15,7 @@ from ._encoders import ELU, ExpressionEncoder, GatedFusion, GraphEncoder, Softma
 from ._init import block_weight, identity_init, random_init, split_blocks
 from ._losses import (
     contrastive_loss,
+    count_loss,
     cross_correlation_loss,
     library_centred,
     library_moment_loss,
@@ -76,6 +77,11 @@ class SiameseNetwork(nn.Module):
             else:
                 self.fusion = GatedFusion(d, config.graph_weight)
             self.decoder = nn.Sequential(nn.Linear(d, h), ELU(), nn.Linear(h, n_input))
+            if config.n_count_genes:
+                # Raw counts of the genes: softmax composition (times each cell's total) and one
+                # negative-binomial inverse dispersion per gene (`count_loss`).
+                self.count_decoder = nn.Sequential(nn.Linear(d, h), ELU(), nn.Linear(h, config.n_count_genes))
+                self.count_log_dispersion = nn.Parameter(torch.empty(config.n_count_genes))
             self.prototypes = nn.Parameter(torch.empty(n_clusters, d))
             # Final tied-covariance mixture over the embedding (fitted once after training).
             self.register_buffer("mixture_weights", torch.empty(n_clusters, dtype=torch.float64))
@@ -93,6 +99,8 @@ class SiameseNetwork(nn.Module):
         """
         random_init(self, generator)
         self.fusion.reset_parameters()
+        if self.config.n_count_genes:
+            self.count_log_dispersion.zero_()
         self.prototypes.copy_(F.normalize(torch.randn(self.prototypes.shape, generator=generator), dim=1))
         self.mixture_weights.zero_()
         self.mixture_means.zero_()
@@ -164,16 +172,19 @@ class SiameseNetwork(nn.Module):
         return bool(self.mixture_weights.sum() > 0) and self.mixture_weights.shape[0] == self.n_clusters
 
     @torch.no_grad()
-    def fit_mixture(self, z: torch.Tensor, starts: Sequence[torch.Tensor] = ()) -> list[float]:
+    def fit_mixture(self, z: torch.Tensor, starts: Sequence[torch.Tensor] | None = None) -> list[float]:
         """Fit the final mixture on the embedding ``z`` by EM from several starts; keep the most likely fit.
 
-        The first start is the prototypes' hard labels; ``starts`` adds others, each as
-        responsibilities of ``z``'s cells (cells × ``n_clusters``). Returns the mean log-likelihood
-        per cell of each start's fit, the prototypes' first; a tie keeps the earlier start.
+        Each start is responsibilities of ``z``'s cells (cells × ``n_clusters``); ``None`` starts
+        from the prototypes' hard labels alone. Returns the mean log-likelihood per cell of each
+        start's fit, in order; a tie keeps the earlier start.
         """
-        labels = self.cluster_scores(z).argmax(1)
+        if starts is None:
+            starts = [F.one_hot(self.cluster_scores(z).argmax(1), self.n_clusters).to(z.dtype)]
+        if not starts:
+            raise ValueError("`starts` must hold at least one start.")
         fits, log_liks = [], []
-        for resp in (F.one_hot(labels, self.n_clusters).to(z.dtype), *starts):
+        for resp in starts:
             fits.append(fit_tied_mixture(z, resp))
             log_liks.append(mixture_log_likelihood(z, *fits[-1]))
         self.mixture_weights, self.mixture_means, self.mixture_cov = fits[log_liks.index(max(log_liks))]
@@ -237,13 +248,16 @@ def training_step(
     cluster_weights: torch.Tensor | None = None,
     edge_index: torch.Tensor | None = None,
     library: torch.Tensor | None = None,
+    counts: torch.Tensor | None = None,
 ) -> StepOutput:
     """Losses for two fresh views of ``(x, pairs)``; the clustering term only when ``cluster``.
 
     The clustering targets are Sinkhorn plans of the clean view (``x`` on the symmetric
     ``edge_index``, built from ``pairs`` when not given); both views learn to predict them.
     ``library`` (integer code of each cell's slice or batch) adds the library term
-    (:func:`~scsiameseclu.module.library_moment_loss`, weight ``train.w_library``).
+    (:func:`~scsiameseclu.module.library_moment_loss`, weight ``train.w_library``); ``counts``
+    (raw counts, cells × ``config.n_count_genes``) the count term
+    (:func:`~scsiameseclu.module.count_loss`, weight ``train.w_counts``).
     """
     graph = net.fusion.graph_weight > 0
     (x1, e1), (x2, e2) = (draw_view(x, pairs, augment, generator, graph=graph) for _ in range(2))
@@ -269,6 +283,12 @@ def training_step(
     if correct:
         terms["library"] = 0.5 * (library_moment_loss(z1, library) + library_moment_loss(z2, library))
         weights["library"] = train.w_library
+    if counts is not None and train.w_counts > 0:
+        dispersion = net.count_log_dispersion
+        terms["counts"] = 0.5 * (
+            count_loss(net.count_decoder(z1), dispersion, counts) + count_loss(net.count_decoder(z2), dispersion, counts)
+        )
+        weights["counts"] = train.w_counts
     assignments = None
     if cluster:
         s1, s2 = net.cluster_scores(z1), net.cluster_scores(z2)

@@ -30,6 +30,7 @@ def siamese_cluster(
     graph_weight: float | None = None,
     extra_rep: str | list[str] | None = None,
     library_key: str | None = None,
+    counts_layer: str | None = None,
     max_epochs: int | None = None,
     mask_rate: float | None = None,
     edge_drop_rate: float | None = None,
@@ -98,6 +99,12 @@ def siamese_cluster(
         All libraries share one model and one set of labels. ``train_kwargs={"w_library": 1.0}``
         adds a library term (moment matching of the embedding between libraries) that keeps
         slice identity out of the embedding; it is off by default (``w_library=0``).
+    counts_layer
+        Layer holding the raw counts (keep them before normalising:
+        ``adata.layers["counts"] = adata.X.copy()``). A decoder head then models the counts of the
+        input's genes (for a PCA input, the PCA's genes) with a negative-binomial likelihood
+        (weight ``train_kwargs["w_counts"]``), as scVI does, besides reconstructing the input.
+        Training only: new cells need no counts.
     max_epochs
         Training epochs (60% pre-training, 40% clustering); ``None``: ``TrainConfig``'s 150 + 100.
         Clustering stops early when fewer than ``tol`` of labels change between checks (a
@@ -199,6 +206,7 @@ def siamese_cluster(
         layer=layer,
         extra_rep=extra_rep,
         library_key=library_key,
+        counts_layer=counts_layer,
         connectivity_key=connectivity_key,
         graph_weight=graph_weight,
         max_epochs=max_epochs,
