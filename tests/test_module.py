@@ -210,11 +210,13 @@ def test_identity_init_is_seed_free_and_keeps_the_input(n_input):
         assert (xc @ first[0]).var() >= (xc @ first[1]).var() >= (xc @ first[-1]).var()
     # Graph attention starts uniform: the first GAT layer is a plain mean over neighbours and self
     # (the encoder adds the self-loops once for all its layers).
+    from scsiameseclu.module._gat import SparseGraph
+
     conv = nets[0].graph.convs[0]
     h = conv.lin(x)
     mean = torch.zeros_like(h).index_add_(0, edges[1], h[edges[0]]) + h
     mean = mean / (torch.bincount(edges[1], minlength=300) + 1)[:, None]
-    assert torch.allclose(conv(x, add_self_loops(edges, num_nodes=300)[0]), mean, atol=1e-4)
+    assert torch.allclose(conv(x, SparseGraph(add_self_loops(edges, num_nodes=300)[0], 300)), mean, atol=1e-4)
     # Fewer cells than hidden units: fewer principal axes than rows, the rest start at zero.
     small = SiameseNetwork(n_input, 3, config)
     small.identity_init(x[:10])
@@ -330,3 +332,35 @@ def test_input_std_in_blocks_matches_float64(monkeypatch, peak):
     np.testing.assert_allclose(model_input._std(dense, axis=0), ref.std(0), rtol=1e-9)
     assert model_input._std(dense, axis=0)[4] == 0
     np.testing.assert_allclose(model_input._std(dense), ref.std(), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("heads", "self_loops", "n_edges"), [(1, True, 300), (2, True, 300), (1, False, 40)])
+def test_sparse_gat_equals_pyg_gatconv(heads, self_loops, n_edges):
+    """One sparse product per layer computes PyG's GATConv: values and every gradient, on random graphs.
+
+    With few edges and no self-loops some cells have no incoming edge (their output is the bias).
+    """
+    from torch_geometric.nn import GATConv
+    from torch_geometric.utils import add_self_loops
+
+    from scsiameseclu.module._gat import SparseGATConv, SparseGraph
+
+    g = torch.Generator().manual_seed(heads + n_edges)
+    n = 60
+    edges = torch.randint(0, n, (2, n_edges), generator=g)
+    edges = torch.unique(edges[:, edges[0] != edges[1]], dim=1)
+    if self_loops:
+        edges = add_self_loops(edges, num_nodes=n)[0]
+    torch.manual_seed(0)  # test-local weights of the reference layer, copied into the sparse one
+    reference = GATConv(12, 8, heads=heads, add_self_loops=False)
+    sparse_layer = SparseGATConv(12, 8, heads=heads)
+    sparse_layer.load_state_dict(reference.state_dict())
+    x = torch.randn(n, 12, generator=g, requires_grad=True)
+    weight = torch.randn(n, 8 * heads, generator=g)
+    expected, got = reference(x, edges), sparse_layer(x, SparseGraph(edges, n))
+    assert torch.allclose(got, expected, atol=1e-5)
+    grads_expected = torch.autograd.grad((expected * weight).sum(), [x, *reference.parameters()])
+    grads_got = torch.autograd.grad((got * weight).sum(), [x, *sparse_layer.parameters()])
+    for a, b in zip(grads_got, grads_expected, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    assert [name for name, _ in sparse_layer.named_parameters()] == [name for name, _ in reference.named_parameters()]

@@ -6,8 +6,9 @@ import math
 
 import torch
 from torch import nn
-from torch_geometric.nn import GATConv
 from torch_geometric.utils import add_self_loops, remove_self_loops, scatter
+
+from ._gat import SparseGATConv, SparseGraph
 
 
 class _ExpELU(torch.autograd.Function):
@@ -66,7 +67,7 @@ def neighbourhood_features(x: torch.Tensor, edge_index: torch.Tensor, n_hops: in
 
 
 class GraphEncoder(nn.Module):
-    """Graph-attention network over the cell graph (sparse ``edge_index``).
+    """Graph-attention network over the cell graph (sparse ``edge_index``; :class:`SparseGATConv` layers).
 
     Its input is the cell's features concatenated with their means over 1…``n_hops`` hops of the
     (perturbed) graph, so that the attention layers see a wider neighbourhood than their depth.
@@ -77,16 +78,18 @@ class GraphEncoder(nn.Module):
         self.n_hops = n_hops
         dims = [n_input * (n_hops + 1)] + [n_hidden] * (n_layers - 1)
         # Self-loops are added once per call in `forward`, not again by every layer.
-        self.convs = nn.ModuleList(GATConv(d, n_hidden // heads, heads=heads, add_self_loops=False) for d in dims)
+        self.convs = nn.ModuleList(SparseGATConv(d, n_hidden // heads, heads=heads) for d in dims)
         self.norms = nn.ModuleList(nn.LayerNorm(n_hidden) for _ in dims)
         self.out = nn.Linear(n_hidden, n_latent)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         h = neighbourhood_features(x, edge_index, self.n_hops) if self.n_hops else x
-        # Each cell attends to itself as well (GATConv's own default, done here once for all layers).
+        # Each cell attends to itself as well (GATConv's own default, done here once for all layers),
+        # and the sparse form of the graph is built once for all layers.
         edge_index, _ = add_self_loops(remove_self_loops(edge_index)[0], num_nodes=x.shape[0])
+        graph = SparseGraph(edge_index, x.shape[0])
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = elu(norm(conv(h, edge_index)))
+            h = elu(norm(conv(h, graph)))
         return self.out(h)
 
 

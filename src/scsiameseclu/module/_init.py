@@ -6,7 +6,7 @@ import math
 
 import torch
 from torch import nn
-from torch_geometric.nn import GATConv
+from ._gat import SparseGATConv
 
 #: Rows of the input used to find its principal axes (evenly spaced, no random draw); keeps the
 #: SVD cheap for inputs of many genes.
@@ -48,7 +48,7 @@ def identity_init(module: nn.Module, x: torch.Tensor | None = None) -> None:
     """
     first = True
     for m in module.modules():
-        if isinstance(m, GATConv):
+        if isinstance(m, SparseGATConv):
             weight = m.lin.weight
             nn.init.zeros_(m.att_src)
             nn.init.zeros_(m.att_dst)
@@ -74,7 +74,7 @@ def random_init(module: nn.Module, generator: torch.Generator | None = None) -> 
     nothing is drawn from torch's global RNG unless ``generator`` is ``None``.
     """
     for m in module.modules():
-        if isinstance(m, GATConv):
+        if isinstance(m, SparseGATConv):
             for name, p in m.named_parameters():
                 if name.endswith("bias"):
                     nn.init.zeros_(p)
