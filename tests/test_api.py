@@ -91,6 +91,19 @@ def test_estimates_n_clusters(tissue):
     assert uns["n_clusters"] == tissue.obs["ssc"].nunique()
     counts = {float(r): k for r, k in uns["n_clusters_by_resolution"].items()}
     assert len(counts) > 1 and 0.3 in counts
+    curve = {int(k): s for k, s in uns["n_clusters_stability"].items()}
+    assert min(curve) == 2 and max(curve) >= max(20, uns["n_clusters"])
+    assert all(-1.0 <= s <= 1.0 for s in curve.values())
+    fig = ssc.pl.n_clusters(tissue, show=False, return_fig=True)
+    assert len(fig.axes) == 2 and fig.axes[0].get_xlabel() == "k"
+
+
+def test_n_clusters_plot_needs_a_chosen_k(tissue):
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    with pytest.raises(ValueError, match="n_clusters=None"):
+        ssc.pl.n_clusters(tissue, show=False)
+    with pytest.raises(KeyError, match="siamese_cluster"):
+        ssc.pl.n_clusters(tissue, key="other", show=False)
 
 
 def test_estimate_counts_separated_groups():
@@ -322,10 +335,14 @@ def test_mixture_starts_by_target(knn, tissue):
     assert list(tissue.uns["ssc"]["params"]["mixture_starts"]) == ["prototypes", "leiden"]
     assert tissue.uns["ssc"]["params"]["n_epochs_cluster"] == 12 and len(tissue.uns["ssc"]["label_change"]) > 0
     log_lik = tissue.uns["ssc"]["mixture"]["log_likelihood"]
-    assert set(log_lik) == {"prototypes", "leiden"} and tissue.uns["ssc"]["mixture"]["start"] == max(log_lik, key=log_lik.get)
+    assert set(log_lik) == {"prototypes", "leiden"} and tissue.uns["ssc"]["mixture"]["start"] == max(
+        log_lik, key=log_lik.get
+    )
     # Any starts can be asked for; the likeliest fit over all of them is kept.
     starts = ["prototypes", "kmeans"]
-    ssc.tl.siamese_cluster(knn, n_clusters=4, train_kwargs={"mixture_starts": starts, "mixture_kmeans_starts": 3}, **FAST)
+    ssc.tl.siamese_cluster(
+        knn, n_clusters=4, train_kwargs={"mixture_starts": starts, "mixture_kmeans_starts": 3}, **FAST
+    )
     assert set(knn.uns["ssc"]["mixture"]["log_likelihood"]) == {"prototypes", "kmeans0", "kmeans1", "kmeans2"}
 
 

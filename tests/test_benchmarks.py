@@ -117,7 +117,12 @@ def test_cell_types_table_marks_best_mean_per_protocol():
 
     runs = [
         {"dataset": "d", "protocol": p, "method": m, "seed": s, "ari": a}
-        for p, m, a in (("standard", "kmeans", 0.9), ("standard", "ssc", 0.5), ("legacy", "kmeans", 0.4), ("legacy", "ssc", 0.6))
+        for p, m, a in (
+            ("standard", "kmeans", 0.9),
+            ("standard", "ssc", 0.5),
+            ("legacy", "kmeans", 0.4),
+            ("legacy", "ssc", 0.6),
+        )
         for s in (0, 1)
     ]
     lines = table(runs).splitlines()
@@ -126,7 +131,9 @@ def test_cell_types_table_marks_best_mean_per_protocol():
     assert "**0.900 ± 0.000 (2)**" in standard and "**" not in standard.split("|")[-2]
     assert "**0.600 ± 0.000 (2)**" in legacy
     # A subsampled run is a row of its own.
-    lines = table([*runs, {"dataset": "d", "protocol": "standard", "method": "ssc", "seed": 0, "ari": 0.7, "subsample": 250}])
+    lines = table(
+        [*runs, {"dataset": "d", "protocol": "standard", "method": "ssc", "seed": 0, "ari": 0.7, "subsample": 250}]
+    )
     small = [line for line in lines.splitlines() if "| d (250 cells) | standard |" in line]
     assert len(small) == 1 and "**0.700 (1)**" in small[0]
 

@@ -65,6 +65,7 @@ def test_round_trip_identical(trained, tmp_path):
     assert loaded is not model and loaded.network is not model.network
     assert model.n_clusters is None and loaded.n_clusters_fitted == model.n_clusters_fitted
     assert loaded.n_clusters_by_resolution == model.n_clusters_by_resolution
+    assert loaded.n_clusters_stability == model.n_clusters_stability and model.n_clusters_stability
     assert loaded.var_names == model.var_names and loaded.random_state == model.random_state
     assert loaded.params() == model.params()
     assert np.array_equal(loaded.get_latent_representation(adata), model.get_latent_representation(adata))

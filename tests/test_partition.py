@@ -79,7 +79,8 @@ def test_final_mixture_starts_recover_unequal_populations():
     truth = np.repeat(np.arange(3), sizes)
     z = torch.as_tensor(centres[truth] + rng.normal(size=(truth.size, 2)), dtype=torch.float32)
 
-    def fit(starts, limits=Limits(), random_state=0):
+    def fit(starts, limits=None, random_state=0):
+        limits = limits or Limits()
         net = SiameseNetwork(5, 3, NetworkConfig(n_hidden=4, n_latent=2))
         net.set_prototypes(torch.tensor([[-1.0, 0.1], [-1.0, -0.1], [1.0, 0.0]]))
         log_lik = fit_final_mixture(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..module import SiameseNetwork
+from ..module import AugmentConfig, SiameseNetwork, draw_view
 from ._settings import Limits
 
 
@@ -194,8 +194,22 @@ def embed_chunked(
 
 def _subsample(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
     if n <= size:
-        return torch.arange(n)
-    return torch.sort(torch.randperm(n, generator=generator)[:size]).values
+        return torch.arange(n, device=generator.device)
+    return torch.sort(torch.randperm(n, generator=generator, device=generator.device)[:size]).values
+
+
+def _embed_views(net, x, pairs, rows, augment, generator, n_views) -> list[np.ndarray]:
+    """Rows ``rows`` of the embeddings of ``n_views`` augmented views of ``(x, pairs)`` (eval mode)."""
+    was_training = net.training
+    net.eval()
+    try:
+        views = []
+        for _ in range(n_views):
+            x_view, edge_index = draw_view(x, pairs, augment, generator, graph=net.fusion.graph_weight > 0)
+            views.append(net.embed(x_view, edge_index)[0][rows].float().cpu().numpy())
+        return views
+    finally:
+        net.train(was_training)
 
 
 class _SeedStream:
@@ -265,6 +279,14 @@ class FullGraph:
     def embed_init(self, net: SiameseNetwork) -> torch.Tensor:
         """Clean embedding of the cells that seed the prototypes: all of them."""
         return self._embed(net)
+
+    @torch.no_grad()
+    def view_embeddings(
+        self, net: SiameseNetwork, augment: AugmentConfig, generator: torch.Generator, n_views: int, max_cells: int
+    ) -> list[np.ndarray]:
+        """Embeddings of ``n_views`` augmented views of the whole graph, at the same ``max_cells`` random cells."""
+        rows = _subsample(self.x.shape[0], max_cells, generator)
+        return _embed_views(net, self.x, self.pairs, rows, augment, generator, n_views)
 
     def check_labels(self, net: SiameseNetwork, init_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Prototype labels of the cells the stopping rule compares: all of them."""
@@ -351,6 +373,21 @@ class SampledNeighbourhoods:
         """Exact clean embedding of a fixed random subsample (at most ``init_max_cells`` cells)."""
         cells = _subsample(self.x.shape[0], self.limits.init_max_cells, self.generator)
         return self._scores(net, cells, embedding=True)
+
+    @torch.no_grad()
+    def view_embeddings(
+        self, net: SiameseNetwork, augment: AugmentConfig, generator: torch.Generator, n_views: int, max_cells: int
+    ) -> list[np.ndarray]:
+        """Embeddings of ``n_views`` augmented views at ``max_cells`` random cells.
+
+        Each view is drawn on the subgraph of those cells and their neighbourhood of ``n_hops``
+        hops, so the cells see their whole receptive field, as in the whole graph.
+        """
+        seeds = _subsample(self.x.shape[0], max_cells, generator).cpu()
+        nodes, pairs, _ = self.graph.neighbourhood(seeds, self.n_hops)
+        x = self.x[nodes].to(self.device)
+        rows = torch.arange(seeds.numel(), device=self.device)  # the seeds come first in `nodes`
+        return _embed_views(net, x, pairs.to(self.device), rows, augment, generator, n_views)
 
     def check_labels(self, net: SiameseNetwork, init_labels: torch.Tensor | None = None) -> torch.Tensor:
         """Prototype labels of a fixed random subsample (at most ``check_max_cells`` cells)."""

@@ -250,7 +250,9 @@ class Projection:
             target = np.asarray(pca[_sample_cells(adata.n_obs)], dtype=np.float64)
             projected = sample @ pcs[rows]
             candidate = (projected - target).mean(0)
-            if np.abs(projected - candidate - target).max() <= _PCA_CHECK_RTOL * max(float(np.abs(target).max()), 1e-12):
+            if np.abs(projected - candidate - target).max() <= _PCA_CHECK_RTOL * max(
+                float(np.abs(target).max()), 1e-12
+            ):
                 offset = candidate
                 means = _column_means(sub)
         if offset is None:
@@ -623,7 +625,12 @@ def _saved_means(arrays: dict[str, np.ndarray], name: str, flag, n: int) -> np.n
     if not flag:
         return None
     means = arrays.get(name)
-    if means is None or means.shape != (n,) or not np.issubdtype(means.dtype, np.floating) or not np.isfinite(means).all():
+    if (
+        means is None
+        or means.shape != (n,)
+        or not np.issubdtype(means.dtype, np.floating)
+        or not np.isfinite(means).all()
+    ):
         raise ValueError(f"The saved `{name}` are missing or are not {n} finite numbers.")
     return means.astype(np.float64)
 

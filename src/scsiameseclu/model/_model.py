@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from anndata import AnnData
@@ -12,6 +12,7 @@ from anndata import AnnData
 from .. import _read
 from .. import _validation as val
 from .._device import deterministic_algorithms, resolve_device, resolve_seed, torch_threads
+from .._docs import doc_params
 from .._graph import graph_to_pairs
 from ._input import InputSpec, TrainingData
 from ._settings import DOMAINS, MAX_MISSING_GENES, ModelSettings
@@ -37,6 +38,8 @@ class FitState:
     batch_size: int | None
     trained_on: str  # device
     n_obs: int
+    # Agreement of augmented views' partitions per candidate k (``n_clusters=None`` only).
+    n_clusters_stability: dict[int, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -48,14 +51,16 @@ class FitState:
             "batch_size": self.batch_size,
             "trained_on": self.trained_on,
             "n_obs": self.n_obs,
+            "n_clusters_stability": {str(k): s for k, s in self.n_clusters_stability.items()},
         }
 
     @classmethod
     def from_dict(cls, values: dict) -> FitState:
         keys = ("random_state", "n_clusters_fitted", "n_clusters_by_resolution", "cluster_order", "mode")
         keys += ("batch_size", "trained_on", "n_obs")
-        if not isinstance(values, dict) or set(values) != set(keys):
-            msg = f"`fit` must have exactly the keys {sorted(keys)}."
+        optional = ("n_clusters_stability",)  # absent from saves made before it was recorded
+        if not isinstance(values, dict) or not set(keys) <= set(values) <= set(keys + optional):
+            msg = f"`fit` must have the keys {sorted(keys)} (and optionally {list(optional)})."
             raise ValueError(msg)
         k = val.check_int("fit['n_clusters_fitted']", values["n_clusters_fitted"], 1)
         order = values["cluster_order"]
@@ -70,7 +75,9 @@ class FitState:
         if not isinstance(by_resolution, dict):
             raise ValueError("`fit['n_clusters_by_resolution']` must be a JSON object.")
         try:
-            by_resolution = {float(r): val.check_int("n_clusters_by_resolution", c, 1) for r, c in by_resolution.items()}
+            by_resolution = {
+                float(r): val.check_int("n_clusters_by_resolution", c, 1) for r, c in by_resolution.items()
+            }
         except (TypeError, ValueError) as err:
             raise ValueError(f"`fit['n_clusters_by_resolution']` is invalid: {err}") from err
         batch_size = values["batch_size"]
@@ -83,7 +90,21 @@ class FitState:
             batch_size=None if batch_size is None else val.check_int("fit['batch_size']", batch_size, 1),
             trained_on=values["trained_on"],
             n_obs=val.check_int("fit['n_obs']", values["n_obs"], 2),
+            n_clusters_stability=_stability_from_dict(values.get("n_clusters_stability", {})),
         )
+
+
+def _stability_from_dict(values) -> dict[int, float]:
+    """A saved stability curve ``{"k": agreement}``, checked."""
+    if not isinstance(values, dict):
+        raise ValueError("`fit['n_clusters_stability']` must be a JSON object.")
+    curve = {}
+    for k, s in values.items():
+        k = val.check_int("fit['n_clusters_stability'] key", int(k) if str(k).isdigit() else k, 2)
+        if isinstance(s, bool) or not isinstance(s, int | float) or not -1.0 <= s <= 1.0:
+            raise ValueError(f"`fit['n_clusters_stability'][{k}]` must be a number in [-1, 1], got {s!r}.")
+        curve[k] = float(s)
+    return curve
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,7 @@ class ClusterResults:
     uns: dict  # the record for `uns[key_added]`
 
 
+@doc_params
 class SiameseClusterModel:
     """Siamese GAT/MLP fusion with an optimal-transport clustering head.
 
@@ -103,22 +125,14 @@ class SiameseClusterModel:
     ----------
     adata
         Annotated data with an expression representation and a cell graph in ``obsp``.
-    n_clusters
-        Number of clusters; ``None`` estimates it after pre-training (see
-        :func:`~scsiameseclu.model.estimate_n_clusters`).
+    {n_clusters}
     use_rep, layer
         Expression input: ``obsm[use_rep]``, ``layers[layer]``, else ``obsm['X_pca']`` if present,
         else ``X``. For ``obsm['X_pca']`` from ``sc.pp.pca``, the model also keeps the PCA's
         genes, means and loadings, so that new cells are put on the training PCs.
-    connectivity_key
-        ``obsp`` key of the cell graph; default ``spatial_connectivities`` if present, else
-        ``connectivities``. squidpy's short form (``"spatial"``) is accepted.
-    graph_weight
-        How much the graph weighs, in ``[0, 1]``; ``None``: 0.8 on a squidpy spatial graph, 0.5
-        otherwise. With the kind of graph it decides the target, tissue domains or cell types
-        (:meth:`ModelSettings.resolve <scsiameseclu.model.ModelSettings.resolve>`).
-    max_epochs
-        Training epochs (60% pre-training, the rest clustering); default 250.
+    {connectivity_key}
+    {graph_weight}
+    {max_epochs}
     extra_rep
         ``obsm`` key(s) of extra per-cell modalities (e.g. ``"ADT"`` proteins), used as given;
         each gets an MLP branch of its own in the fusion. New cells need the same keys.
@@ -175,7 +189,9 @@ class SiameseClusterModel:
             "train_kwargs": train_kwargs,
         }
         # Settings first: a wrong argument is refused before the data is read.
-        settings = ModelSettings.resolve(n_clusters=n_clusters, spatial_graph=graph_key.startswith("spatial"), **arguments)
+        settings = ModelSettings.resolve(
+            n_clusters=n_clusters, spatial_graph=graph_key.startswith("spatial"), **arguments
+        )
         spec, data = InputSpec.fit(
             adata,
             use_rep=use_rep,
@@ -273,6 +289,11 @@ class SiameseClusterModel:
         return {} if self.fit is None else dict(self.fit.n_clusters_by_resolution)
 
     @property
+    def n_clusters_stability(self) -> dict[int, float]:
+        """Agreement of augmented views' partitions per candidate k (with ``n_clusters=None``; else empty)."""
+        return {} if self.fit is None else dict(self.fit.n_clusters_stability)
+
+    @property
     def random_state(self) -> int | None:
         return None if self.fit is None else self.fit.random_state
 
@@ -342,7 +363,7 @@ class SiameseClusterModel:
         from ..module import SiameseNetwork
         from ._batches import CellGraph, FullGraph, SampledNeighbourhoods, receptive_field
         from ._distributed import ProcessGroup
-        from ._n_clusters import estimate_n_clusters
+        from ._n_clusters import N_VIEWS, estimate_n_clusters, stability_curve, stability_range
         from ._schedule import fit, init_generator, sampler_generator
 
         settings, data = self.settings, self.data
@@ -356,13 +377,19 @@ class SiameseClusterModel:
         else:
             graph = CellGraph(edges, data.n_obs) if minibatch else None
         by_resolution: dict[float, int] = {}
+        stability: dict[int, float] = {}
+        k_seconds: dict[str, float] = {}
 
-        def choose_k(z: np.ndarray) -> int:
-            k, counts = estimate_n_clusters(
-                z, max_cells=settings.limits.n_clusters_max_cells, random_state=seed
-            )
+        def choose_k(z: np.ndarray, views) -> int:
+            k, counts = estimate_n_clusters(z, max_cells=settings.limits.n_clusters_max_cells, random_state=seed)
             by_resolution.update(counts)
             logger.info("Estimated n_clusters=%d (Leiden communities of the pre-trained embedding).", k)
+            t0 = time.perf_counter()
+            stability.update(stability_curve(views(N_VIEWS, settings.limits.stability_max_cells), stability_range(k)))
+            k_seconds["n_clusters_stability"] = time.perf_counter() - t0
+            logger.info(
+                "Stability curve of k from %d augmented views in %.1f s.", N_VIEWS, k_seconds["n_clusters_stability"]
+            )
             return k
 
         group = ProcessGroup.current()
@@ -403,19 +430,20 @@ class SiameseClusterModel:
         )
         del source  # its per-step buffers; the graph itself is kept for inference
         record.seconds["graph_index"] = t_index
+        record.seconds.update(k_seconds)
         record.seconds["train"] = time.perf_counter() - t0
         record.n_threads = n_threads
         record.deterministic = deterministic
         before = dict(vars(self))
         self.network, self.device, self.record = net, device, record
         try:
-            self._finish(edges, seed, by_resolution)
+            self._finish(edges, seed, by_resolution, stability)
         except BaseException:
             vars(self).update(before)  # the model as it was before the call
             raise
         return self
 
-    def _finish(self, edges, seed: int, by_resolution: dict[float, int]) -> None:
+    def _finish(self, edges, seed: int, by_resolution: dict[float, int], stability: dict[int, float]) -> None:
         """After training: embed the training cells, fit the final mixture, number the clusters."""
         import torch
 
@@ -450,6 +478,7 @@ class SiameseClusterModel:
             random_state=seed,
             n_clusters_fitted=net.n_clusters,
             n_clusters_by_resolution=by_resolution,
+            n_clusters_stability=stability,
             cluster_order=tuple(order_by_size(self._proba)),
             mode=record.mode,
             batch_size=record.batch_size,
@@ -611,11 +640,13 @@ class SiameseClusterModel:
         # (np.errstate, unlike warnings.catch_warnings, is local to the thread.)
         with np.errstate(over="ignore", invalid="ignore"):
             uns = {
-                "params": {k: ("None" if v is None else v) for k, v in self.params().items()},
+                # Unset entries are left out (h5ad has no None), as scanpy records its params.
+                "params": {k: v for k, v in self.params().items() if v is not None},
                 "n_clusters": int(n_found),
                 "n_clusters_fitted": int(n_fitted),
                 "n_clusters_estimated": self.settings.n_clusters is None,
                 "n_clusters_by_resolution": {str(r): k for r, k in fit.n_clusters_by_resolution.items()},
+                "n_clusters_stability": {str(k): s for k, s in fit.n_clusters_stability.items()},
                 "loss": np.asarray(record.loss, dtype=np.float32),
                 "loss_terms": {k: np.asarray(v, dtype=np.float32) for k, v in record.terms.items()},
                 "label_change": np.asarray(record.label_change, dtype=np.float32),

@@ -42,6 +42,12 @@ def sampler_generator(random_state: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence(random_state).generate_state(1)[0]))
 
 
+def view_generator(random_state: int, device: torch.device) -> torch.Generator:
+    """The generator of the augmented views that choose k (on ``device``), a stream of its own."""
+    seed = int(np.random.SeedSequence([random_state, 2]).generate_state(1)[0])
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 @dataclass
 class TrainingRecord:
     """What ran: per-epoch loss terms, timings, the stopping record and the batch settings."""
@@ -135,7 +141,8 @@ def fit(
 
     1. Pre-training (``train.n_epochs_pretrain`` steps): correlation, reconstruction and (with
        weight ``w_contrastive_pretrain``) contrastive terms on two augmented views.
-    2. Prototypes: k chosen by ``n_clusters_fn`` (``embedding -> k``) when given, prototypes
+    2. Prototypes: k chosen by ``n_clusters_fn`` (``(embedding, views) -> k``, where
+       ``views(n_views, max_cells)`` embeds augmented views of the data) when given, prototypes
        seeded from the clean embedding of ``source.embed_init``, learning rate lowered.
     3. Clustering (up to ``train.n_epochs_cluster`` steps): all terms plus the swapped
        assignment term on Sinkhorn targets whose cluster sizes follow a running estimate (pulled
@@ -173,10 +180,15 @@ def fit(
         if not torch.isfinite(z).all():  # the last step's update can make the weights non-finite
             raise divergence_error("non-finite embedding after pre-training", train.learning_rate)
 
-        def agreed_k(z):  # one k for all ranks: rank 0's
-            return group.from_rank0(n_clusters_fn(z), source.device)
+        def views(n_views: int, max_cells: int) -> list[np.ndarray]:  # for a stability-based choice of k
+            generator = view_generator(random_state, source.device)
+            return source.view_embeddings(net, augment, generator, n_views, max_cells)
 
-        choose_k = agreed_k if n_clusters_fn is not None and group.active else n_clusters_fn
+        def pick_k(z):
+            k = n_clusters_fn(z, views)
+            return group.from_rank0(k, source.device)  # one k for all ranks: rank 0's
+
+        choose_k = pick_k if n_clusters_fn is not None else None
         seed_prototypes(net, optimizer, z.cpu().numpy(), train, random_state, choose_k)
         step = group.step(net, cluster=True)  # again: the prototypes changed (rank 0's are broadcast)
         with torch.no_grad():

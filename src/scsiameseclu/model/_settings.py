@@ -13,25 +13,15 @@ import dataclasses
 from dataclasses import dataclass, field, replace
 from numbers import Integral
 
+from .._defaults import (  # the per-target numbers (where docstrings read them without torch)
+    GRAPH_WEIGHT_KNN,
+    GRAPH_WEIGHT_SPATIAL,
+    MIXTURE_STARTS_CELL_TYPES,
+    MIXTURE_STARTS_DOMAINS,
+    N_EPOCHS_CLUSTER_DOMAINS,
+    PRETRAIN_SHARE,
+)
 from ..module import AugmentConfig, NetworkConfig, TrainConfig
-
-#: Prior weight of the graph branch on a squidpy spatial graph: tissue domains are spatially
-#: smooth, so a cell's neighbours say much about its label.
-GRAPH_WEIGHT_SPATIAL = 0.8
-#: On an expression kNN graph an even prior, so that the learned gate can lean on expression.
-GRAPH_WEIGHT_KNN = 0.5
-#: Where the final mixture's EM starts, per target (``mixture_starts``). Tissue domains: the
-#: prototypes' labels and Leiden communities, the likelier fit kept. Cell types: Ward's
-#: hierarchical partition of the embedding alone, deterministic (mclust starts EM so): the
-#: likeliest of random k-means starts was a different partition from seed to seed, often not the
-#: one nearest the cell types (benchmarks/results/cell_types_approaches.md).
-MIXTURE_STARTS_DOMAINS = ("prototypes", "leiden")
-MIXTURE_STARTS_CELL_TYPES = ("ward",)
-#: Steps of the clustering stage for tissue domains; cell types skip it (``n_epochs_cluster``).
-N_EPOCHS_CLUSTER_DOMAINS = 100
-#: Share of ``max_epochs`` spent pre-training for tissue domains (the rest is the clustering
-#: stage); for cell types every step is pre-training.
-PRETRAIN_SHARE = 0.6
 
 #: torch CPU threads for full-batch training when the user does not choose (``n_jobs=None``).
 #: The network is small (a few thousand cells × 64 features per layer), so a second thread gains
@@ -92,6 +82,9 @@ class Limits:
     ward_start_max_cells: int = 8_000
     #: Cells sampled to estimate k when ``n_clusters=None``.
     n_clusters_max_cells: int = 50_000
+    #: Cells whose partitions in augmented views give the stability curve of k (Ward's
+    #: hierarchy: memory quadratic in cells, about 40 MB at 2,000).
+    stability_max_cells: int = 2_000
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -300,7 +293,11 @@ def defaults_table(symbols: dict[str, str] | None = None) -> str:
         "graph_weight": "from the argument `graph_weight`",
         "extra_dims": "from `extra_rep`",
     }
-    for cls, where in ((AugmentConfig, "augment_kwargs"), (NetworkConfig, "network_kwargs"), (TrainConfig, "train_kwargs")):
+    for cls, where in (
+        (AugmentConfig, "augment_kwargs"),
+        (NetworkConfig, "network_kwargs"),
+        (TrainConfig, "train_kwargs"),
+    ):
         config = cls()
         for f in dataclasses.fields(cls):
             row(f.name, auto.get(f.name, f"`{getattr(config, f.name)!r}`"), f"`{where}` (`{cls.__name__}`)")

@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import ClassVar
 
+from .._defaults import N_EPOCHS_PRETRAIN
 
-def _check_number(owner, name: str, *, lo: float = 0.0, hi: float = math.inf, lo_open=False, hi_open=False, integer=False):
+
+def _check_number(
+    owner, name: str, *, lo: float = 0.0, hi: float = math.inf, lo_open=False, hi_open=False, integer=False
+):
     value = getattr(owner, name)
     kind = Integral if integer else Real
     if isinstance(value, bool) or not isinstance(value, kind):
@@ -122,7 +126,7 @@ class TrainConfig:
     #: Largest subsample of the contrastive term, which compares every pair of its cells.
     MAX_CONTRASTIVE_CELLS: ClassVar[int] = 16_384
 
-    n_epochs_pretrain: int = 150
+    n_epochs_pretrain: int = N_EPOCHS_PRETRAIN
     # Steps of the clustering stage; None: resolved from the target by the model layer (cell
     # types skip the stage: its balanced transport splits large populations and merges rare
     # ones, and the final mixture labels the pre-trained embedding better).

@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+
 from ._gat import SparseGATConv
 
 #: Rows of the input used to find its principal axes (evenly spaced, no random draw); keeps the

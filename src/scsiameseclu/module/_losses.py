@@ -65,7 +65,9 @@ def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(x_hat, x)
 
 
-def count_loss(logits: torch.Tensor, log_dispersion: torch.Tensor, counts: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+def count_loss(
+    logits: torch.Tensor, log_dispersion: torch.Tensor, counts: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
     """Negative-binomial negative log-likelihood of raw counts, per entry (scVI's decoder form).
 
     The mean of cell ``i`` and gene ``g`` is ``softmax(logits_i)_g`` times the cell's observed total

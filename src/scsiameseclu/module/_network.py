@@ -286,7 +286,8 @@ def training_step(
     if counts is not None and train.w_counts > 0:
         dispersion = net.count_log_dispersion
         terms["counts"] = 0.5 * (
-            count_loss(net.count_decoder(z1), dispersion, counts) + count_loss(net.count_decoder(z2), dispersion, counts)
+            count_loss(net.count_decoder(z1), dispersion, counts)
+            + count_loss(net.count_decoder(z2), dispersion, counts)
         )
         weights["counts"] = train.w_counts
     assignments = None

@@ -1,5 +1,6 @@
 """Plotting."""
 
 from ._embedding import embedding
+from ._n_clusters import n_clusters
 
-__all__ = ["embedding"]
+__all__ = ["embedding", "n_clusters"]

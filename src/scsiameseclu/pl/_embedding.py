@@ -6,7 +6,6 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,35 +13,17 @@ from anndata import AnnData
 
 from .. import _read
 from .._constants import DEFAULT_KEY, SPATIAL_KEY
+from .._docs import doc_params
 from .._spatialdata import resolve_table
 from .._verbosity import scanpy_quiet
 from ._colors import figure_palettes
+from ._figure import figure_path, finish_figure
 
 if TYPE_CHECKING:
     from spatialdata import SpatialData
 
 logger = logging.getLogger("scsiameseclu")
 _WRITEKEY = "ssc_embedding"
-
-
-def _figure_path(save) -> Path | None:
-    """Where ``save`` asks the figure to go (scanpy's convention for ``True`` and suffixes), or ``None``."""
-    import scanpy as sc
-
-    save = sc.settings.autosave if save is None else save
-    if save is False:
-        return None
-    if not isinstance(save, bool | str | os.PathLike):
-        msg = f"`save` must be a bool, a str or a path, got {save!r}."
-        raise TypeError(msg)
-    if isinstance(save, os.PathLike) or (isinstance(save, str) and os.path.dirname(save)):
-        return Path(save)
-    suffix, ext = ("" if save is True else save), sc.settings.file_format_figs
-    for candidate in (".svg", ".pdf", ".png"):  # the extensions scanpy recognises in a suffix
-        if suffix.endswith(candidate):
-            suffix, ext = suffix[: -len(candidate)], candidate[1:]
-            break
-    return Path(sc.settings.figdir) / f"{_WRITEKEY}{suffix}{sc.settings.plot_suffix}.{ext}"
 
 
 def _umap_of(adata: AnnData, key: str, random_state: int) -> np.ndarray:
@@ -60,6 +41,7 @@ def _umap_of(adata: AnnData, key: str, random_state: int) -> np.ndarray:
     return tmp.obsm["X_umap"]
 
 
+@doc_params
 def embedding(
     adata: AnnData | SpatialData,
     *,
@@ -116,9 +98,7 @@ def embedding(
         Return the :class:`~matplotlib.figure.Figure`.
     random_state
         Seed of the UMAP.
-    table_key
-        For a SpatialData: the key of the table in ``sdata.tables``; ``None`` takes the only
-        table, else the one called ``"table"``. Must be ``None`` for an AnnData.
+    {table_key}
     **kwargs
         Passed to :func:`scanpy.pl.embedding`.
     """
@@ -126,7 +106,7 @@ def embedding(
     import scanpy as sc
 
     adata = resolve_table(adata, table_key)  # a SpatialData's table: the UMAP cache goes there
-    path = _figure_path(save)  # checked before any work
+    path = figure_path(save, _WRITEKEY)  # checked before any work
     rep = f"X_{key}"
     if rep not in adata.obsm:
         msg = f"`adata.obsm[{rep!r}]` not found; run `ssc.tl.siamese_cluster(adata, key_added={key!r})` first."
@@ -186,16 +166,4 @@ def embedding(
                 axes[i].invert_yaxis()
             i += 1
     fig.tight_layout()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight")
-        logger.info("Saved the figure to %s.", path)
-    if show is None:
-        show = sc.settings.autoshow
-    if show:
-        plt.show()
-    elif path is not None and not return_fig and ax is None:
-        plt.close(fig)  # written to its file; as scanpy does, do not also leave it open
-    if return_fig:
-        return fig
-    return None
+    return finish_figure(fig, path, show=show, return_fig=return_fig, own_figure=ax is None)

@@ -11,6 +11,7 @@ from scipy import sparse
 from .. import _read
 from .. import _validation as val
 from .._constants import AUGMENT_KEY, PCA_KEY
+from .._docs import doc_params
 from .._spatialdata import resolve_table
 from .._write import check_outputs, write_results
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 _RECORD_FIELDS = frozenset({"params", "fraction_masked", "n_edges"})
 
 
+@doc_params
 def augment(
     adata: AnnData | SpatialData,
     *,
@@ -46,17 +48,10 @@ def augment(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with a cell graph in ``obsp``, or a :class:`spatialdata.SpatialData`
-        whose table ``table_key`` is one (read, and written into in place; its links to the
-        spatial elements are kept).
-    use_rep
-        ``obsm`` key of the expression representation; default ``X_pca`` if present, else ``X``.
-    layer
-        Layer to use instead of ``X``.
-    connectivity_key
-        ``obsp`` key of the graph; default ``spatial_connectivities`` if present, else
-        ``connectivities``.
+    {adata}
+    {use_rep}
+    {layer}
+    {connectivity_key}
     mask_rate
         Fraction of expression entries (per cell, per feature) set to zero. For sparse input only
         stored entries can change (masking a zero is a no-op), so the output stays sparse.
@@ -74,22 +69,12 @@ def augment(
         For these five, ``None`` takes the training default of
         :class:`~scsiameseclu.module.AugmentConfig` (0.2, 0.0, 0.2, 0.05, ``"similar"``), so that
         the view shown is the one training draws.
-    key_added
-        Name of the outputs; it may not contain ``/``, which h5ad and zarr cannot read back. An
-        earlier view drawn by this function under the same name is replaced, with a warning;
-        entries that ssc did not write (``key_added="spatial"`` would replace the coordinates,
-        the spatial graph and ``uns['spatial']``) are refused before any work unless
-        ``overwrite=True``.
-    overwrite
-        Replace existing entries under ``key_added`` even when ssc did not write them.
+    {key_added}
+    {overwrite}
     random_state
         Seed; the global RNG state is not changed.
-    table_key
-        For a SpatialData: the key of the table in ``sdata.tables``; ``None`` takes the only
-        table, else the one called ``"table"``. Must be ``None`` for an AnnData.
-    copy
-        Return a copy instead of writing to ``adata``. For a SpatialData, a copy of the table
-        (an AnnData) with the results; the SpatialData is left unchanged.
+    {table_key}
+    {copy}
 
     Returns
     -------
@@ -166,9 +151,9 @@ def augment(
     n_after = new_graph.nnz // 2
     kept = int(graph_to_pairs(new_graph.multiply(graph > 0)).shape[1])
     info = {
-        "params": {
-            "use_rep": "None" if use_rep is None else use_rep,
-            "layer": "None" if layer is None else layer,
+        "params": {  # unset entries left out (h5ad has no None), as scanpy records its params
+            **({} if use_rep is None else {"use_rep": use_rep}),
+            **({} if layer is None else {"layer": layer}),
             "input": source,
             "connectivity_key": graph_key,
             "random_state": seed,

@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from .. import _validation as val
 from .._constants import DEFAULT_KEY
+from .._docs import doc_params
 from .._spatialdata import resolve_table
 from .._write import check_outputs, write_results
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 _RECORD_FIELDS = frozenset({"params", "n_clusters", "version"})
 
 
+@doc_params
 def siamese_cluster(
     adata: AnnData | SpatialData,
     n_clusters: int | None = None,
@@ -49,43 +51,27 @@ def siamese_cluster(
     table_key: str | None = None,
     copy: bool = False,
 ):
-    """Cluster cells by Siamese fusion of expression and cell-graph views with OT self-labelling.
+    """Cluster cells by Siamese fusion of expression and cell-graph views.
 
-    Two augmented views of every cell (masked expression, perturbed graph; fresh every step) pass
-    through a weight-shared MLP (expression) and GAT (graph) whose outputs are fused by a learned
-    gate. The encoder is pre-trained with cross-view cross-correlation, reconstruction and
-    contrastive terms; prototypes are then seeded by k-means and trained jointly with a
-    Sinkhorn-balanced self-labelling term. Final soft assignments are smoothed over the graph
-    (propagation with restart). The graph is used as given and never densified.
+    Two augmented views of every cell (masked expression, perturbed graph; drawn afresh at every
+    step) pass through a weight-shared MLP (expression) and graph-attention network (graph),
+    fused per cell by a learned gate. Pre-training: cross-view cross-correlation, reconstruction
+    and contrastive terms. Tissue domains then train cluster prototypes on Sinkhorn-balanced
+    self-labels (the clustering stage); cell types skip that stage. The labels come from a
+    Gaussian mixture with one shared covariance over the fused embedding (EM started, for
+    domains, from the prototypes' labels and from Leiden communities, the likelier fit kept;
+    for cell types from Ward's partition), with soft assignments smoothed over the graph. The
+    graph is used as given and never densified; no label is read. :doc:`/method` has the
+    details, :doc:`/parameters` the defaults.
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with a cell graph in ``obsp`` (``squidpy.gr.spatial_neighbors`` or
-        ``sc.pp.neighbors``), or a :class:`spatialdata.SpatialData` whose table ``table_key``
-        is one: the table is read and the results are written into it, so the SpatialData
-        holds them; its links to the spatial elements (``uns['spatialdata_attrs']``, the region
-        and instance columns) are kept and never overwritten.
-    n_clusters
-        Number of clusters. ``None`` takes k as the number of Leiden communities (resolution 0.3)
-        of the pre-trained embedding; the choice is recorded in ``uns[key_added]['n_clusters']``,
-        the counts at other resolutions in ``uns[key_added]['n_clusters_by_resolution']``.
-    use_rep
-        ``obsm`` key of the input representation (``"X"`` for ``X``). Default: ``X_pca`` if present,
-        else ``X`` (or ``layer``).
-    layer
-        Layer to use instead of ``X``.
-    connectivity_key
-        ``obsp`` key of the graph; default ``spatial_connectivities`` if present, else
-        ``connectivities``.
-    graph_weight
-        How much the graph weighs, in ``[0, 1]``: the prior weight of the graph branch in the fused
-        embedding (the learned gate moves each cell by at most one logit around it) and the weight
-        of neighbours when the final soft assignments are smoothed over the graph. ``None``: 0.8
-        for a spatial graph (smooth tissue domains), 0.5 for an expression kNN graph. For cell
-        types on a spatial graph use 0, which ignores the graph. Below 0.5, or on a kNN
-        graph, the target is cell types: prototypes start from Leiden communities and the
-        contrastive term acts in the clustering stage only (:doc:`/parameters`).
+    {adata}
+    {n_clusters}
+    {use_rep}
+    {layer}
+    {connectivity_key}
+    {graph_weight}
     extra_rep
         ``obsm`` key, or list of keys, of extra per-cell modalities to fuse with expression and
         graph (e.g. ``"ADT"``: CITE-seq proteins). Used as given, so normalise them first (CLR for
@@ -105,18 +91,14 @@ def siamese_cluster(
         input's genes (for a PCA input, the PCA's genes) with a negative-binomial likelihood
         (weight ``train_kwargs["w_counts"]``), as scVI does, besides reconstructing the input.
         Training only: new cells need no counts.
-    max_epochs
-        Training epochs (60% pre-training, 40% clustering); ``None``: ``TrainConfig``'s 150 + 100.
-        Clustering stops early when fewer than ``tol`` of labels change between checks (a
-        label-free criterion).
+    {max_epochs}
     mask_rate, edge_drop_rate, edge_add_rate
         Augmentation rates, as in :func:`scsiameseclu.pp.augment`; ``None``:
         :class:`~scsiameseclu.module.AugmentConfig`'s defaults (0.2, 0.2, 0.05).
     network_kwargs, train_kwargs
         Advanced overrides of :class:`~scsiameseclu.module.NetworkConfig` and
         :class:`~scsiameseclu.module.TrainConfig`.
-    device
-        ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    {device}
     batch_size
         Seed cells per training step. Given, training runs in mini-batches: each step uses the
         subgraph of its seeds and their neighbourhood (as many hops as the graph encoder sees),
@@ -135,30 +117,14 @@ def siamese_cluster(
         result, as on the CPU. ``False`` is faster and needs less GPU memory (on an H200, 1M
         cells: see ``benchmarks/results/gpu_check.md``) but two runs can differ in a few cells.
         No effect on the CPU, where runs are deterministic either way.
-    random_state
-        Seed; the same seed on the same values gives identical results on the CPU (whatever their
-        memory layout, float width or sparse format, in any thread), and on a GPU with
-        ``deterministic=True``. The global RNG state is neither read nor changed.
-    key_added
-        Name of the results; it may not contain ``/``, which h5ad and zarr cannot read back. An
-        earlier result of this function under the same name is replaced, with a warning; entries
-        that ssc did not write (``X_pca`` for ``key_added="pca"``, ``uns['spatial']``, another
-        tool's keys) are refused before any work unless ``overwrite=True``.
-    overwrite
-        Replace existing entries under ``key_added`` even when ssc did not write them.
-    show_progress_bar
-        Show a tqdm bar over epochs. ``None``: shown unless ``scanpy.settings.verbosity`` is 0
-        (errors only); ``True`` or ``False`` wins over the verbosity. ssc's info lines (inputs
-        read, k estimated, when training stopped) follow the verbosity alone: shown from 2
-        (``"info"``), to ``scanpy.settings.logfile``.
+    {random_state}
+    {key_added}
+    {overwrite}
+    {show_progress_bar}
     return_model
         Also return the trained :class:`~scsiameseclu.model.SiameseClusterModel`.
-    table_key
-        For a SpatialData: the key of the table in ``sdata.tables``; ``None`` takes the only
-        table, else the one called ``"table"``. Must be ``None`` for an AnnData.
-    copy
-        Return a copy instead of writing to ``adata``. For a SpatialData, a copy of the table
-        (an AnnData) with the results; the SpatialData is left unchanged.
+    {table_key}
+    {copy}
 
     Returns
     -------
@@ -175,11 +141,26 @@ def siamese_cluster(
         ``params`` (every setting, seed, input keys, ``extra_rep``, ``library_key``, device),
         ``n_clusters`` (returned) and ``n_clusters_fitted`` (fewer when clusters ended up empty,
         which is warned), ``loss`` history, ``timings``, ``version``, mean graph ``gate``,
-        ``mixture`` (the final mixture's EM starts, ``"prototypes"`` and in domain mode
-        ``"leiden"``, with the mean log-likelihood of each fit, and the ``start`` that was kept),
+        ``mixture`` (the final mixture's EM starts, ``"prototypes"`` and ``"leiden"`` for tissue
+        domains, ``"ward"`` for cell types, with the mean log-likelihood of each fit, and the
+        ``start`` that was kept), with ``n_clusters=None`` the ``n_clusters_stability`` curve,
         ``training`` (``n_threads`` used, ``mode`` ``"full"`` or
         ``"minibatch"``, seeds per step ``batch_size``, ``mean_batch_cells``, ``n_hops``, and
         ``inference`` ``"full"`` or ``"chunked"``).
+
+    Examples
+    --------
+    Tissue domains on a spatial graph:
+
+    >>> import scanpy as sc, squidpy as sq, scsiameseclu as ssc
+    >>> adata = ssc.datasets.synthetic_tissue()
+    >>> sc.pp.normalize_total(adata); sc.pp.log1p(adata); sc.pp.pca(adata)
+    >>> sq.gr.spatial_neighbors_knn(adata, n_neighs=6)
+    >>> ssc.tl.siamese_cluster(adata, n_clusters=5)
+    >>> adata.obs["ssc"].value_counts()
+
+    Cell types: the same call on ``sc.pp.neighbors``' graph (or ``graph_weight=0`` on a spatial
+    one); ``n_clusters=None`` chooses k and :func:`scsiameseclu.pl.n_clusters` shows how.
     """
     from ..model import SiameseClusterModel
 
