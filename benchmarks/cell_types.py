@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import child  # noqa: E402
+
 CELL_TYPE_SETS = [
     "baron_mouse_pancreas1_baron2016",
     "cbmc_citeseq_stoeckius2017_top2000",
@@ -47,7 +51,8 @@ CELL_TYPE_SETS = [
 N_TOP_GENES = 2000
 #: What each ssc column of the table ran, for columns whose code is no longer the default.
 COLUMNS = {
-    "ssc": "ssc with its defaults since issue 27 (cell types: no clustering stage, 10 k-means starts of the final mixture)",
+    "ssc": "ssc with its defaults since issue 40 (cell types: no clustering stage, the final mixture started from Ward's partition)",
+    "ssc_issue27": "ssc with its defaults of issue 27 (cell types: no clustering stage, 10 k-means starts of the final mixture)",
     "ssc_before": "ssc before issue 27 (commit 07accc2): clustering stage for cell types, mixture from the prototypes only",
     "ssc_kmeans_starts": "clustering stage kept (`n_epochs_cluster=100`), 10 k-means starts of the final mixture",
     "ssc_gw0": "ssc before issue 27 with `graph_weight=0`",
@@ -143,6 +148,7 @@ def one_run(data, name: str, protocol: str, method: str, seed: int, variant: dic
         "ari": float(adjusted_rand_score(labels, pred)),
         "nmi": float(normalized_mutual_info_score(labels, pred)),
         "seconds": time.perf_counter() - t0,
+        "commit": child.commit(),
     }
 
 
