@@ -108,7 +108,12 @@ def prepared(name: str, variant: str) -> tuple[Path, Path]:
         out.obsm[key] = adata.obsm[key]
     for key, value in adata.obsp.items():
         out.obsp[key] = value
-    out.uns["benchmark"] = {"dataset": name, "target": "domains", "n_clusters": len(np.unique(labels)), "variant": variant}
+    out.uns["benchmark"] = {
+        "dataset": name,
+        "target": "domains",
+        "n_clusters": len(np.unique(labels)),
+        "variant": variant,
+    }
     tmp = path.with_suffix(".tmp.h5ad")
     out.write_h5ad(tmp)
     tmp.rename(path)

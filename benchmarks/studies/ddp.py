@@ -126,7 +126,17 @@ def launch(dataset: str, seed: int, batch_size: int | None, nproc: int, timeout:
     """Run the worker in ``nproc`` processes (torchrun) or, for ``nproc=1``, in one plain process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "row.json"
-        args = ["-m", "benchmarks.studies.ddp", "--worker", "--datasets", dataset, "--seeds", str(seed), "--out", str(out)]
+        args = [
+            "-m",
+            "benchmarks.studies.ddp",
+            "--worker",
+            "--datasets",
+            dataset,
+            "--seeds",
+            str(seed),
+            "--out",
+            str(out),
+        ]
         if batch_size is not None:
             args += ["--batch-size", str(batch_size)]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

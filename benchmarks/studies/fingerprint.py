@@ -47,7 +47,10 @@ def one_run(name: str, seed: int) -> dict:
 
 def compare(before: Path, after: Path) -> str:
     runs = {(r["dataset"], r["seed"]): r for r in json.loads(before.read_text())}
-    lines = ["| dataset | seed | labels identical | embedding identical | ARI before | ARI after |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | seed | labels identical | embedding identical | ARI before | ARI after |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in json.loads(after.read_text()):
         b = runs.get((r["dataset"], r["seed"]))
         if b is None:

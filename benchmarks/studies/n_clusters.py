@@ -80,7 +80,10 @@ def report(path: Path) -> str:
         ks = ", ".join(str(r["k"]) for r in rs)
         ari = np.mean([r["ari"] for r in rs])
         lines.append(f"| {name} | {rs[0]['target']} | {rs[0]['true_k']} | {ks} | {err:.2f} | {ari:.3f} |")
-    lines += ["", f"Mean abs(log ratio) over datasets: {np.mean(errors):.2f} (0 = always the true k; 0.69 = off by 2x)."]
+    lines += [
+        "",
+        f"Mean abs(log ratio) over datasets: {np.mean(errors):.2f} (0 = always the true k; 0.69 = off by 2x).",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -123,7 +123,9 @@ def one_run(seed: int) -> dict:
     shared = raw[TRAIN].var_names.intersection(raw[NEW].var_names)
     out["n_shared"] = int(len(shared))
     train_s, new_s = _prepare(raw[TRAIN][:, shared].copy()), _prepare(raw[NEW][:, shared].copy())
-    model_s = ssc.tl.siamese_cluster(train_s, n_clusters=7, random_state=seed, return_model=True, show_progress_bar=False)
+    model_s = ssc.tl.siamese_cluster(
+        train_s, n_clusters=7, random_state=seed, return_model=True, show_progress_bar=False
+    )
     out["shared_train_ari"] = float(ari(truth[TRAIN], train_s.obs["ssc"]))
     out["shared_ari"] = float(ari(truth[NEW], model_s.predict(new_s)))
 
@@ -222,7 +224,9 @@ def main() -> None:
                 continue
             with store.open("a") as f:
                 f.write(json.dumps(run) + "\n")
-            sys.stderr.write(f"seed {seed}: {run['readme_ari']:.3f} / {run['shared_ari']:.3f} / {run['direct_ari']:.3f}\n")
+            sys.stderr.write(
+                f"seed {seed}: {run['readme_ari']:.3f} / {run['shared_ari']:.3f} / {run['direct_ari']:.3f}\n"
+            )
     (OUT / "reuse.md").write_text(report(store))
 
 

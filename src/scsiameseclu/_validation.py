@@ -7,8 +7,20 @@ import warnings
 from numbers import Integral
 from pathlib import Path
 
-import numpy as np
 from anndata import AnnData
+
+# The checks of plain values live in `_checks` (no AnnData: the torch modules use them too); they
+# are re-exported here so that every public function reads its checks from one place.
+from ._checks import (  # noqa: F401
+    MAX_SEED,
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_non_negative,
+    check_number,
+    check_seed,
+)
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
@@ -62,48 +74,6 @@ def check_n_clusters(n_clusters, n_obs: int) -> int | None:
     return int(n_clusters)
 
 
-def check_fraction(name: str, value, *, upper_open: bool = True) -> float:
-    """A float in ``[0, 1)`` (or ``[0, 1]``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
-        msg = f"`{name}` must be a number, got {value!r}."
-        raise TypeError(msg)
-    ok = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
-    if not ok:
-        msg = f"`{name}` must be in [0, {'1)' if upper_open else '1]'}, got {value!r}."
-        raise ValueError(msg)
-    return float(value)
-
-
-def check_bool(name: str, value) -> bool:
-    """``True`` or ``False`` (not a truthy stand-in such as ``"yes"`` or ``1``)."""
-    if not isinstance(value, bool):
-        msg = f"`{name}` must be a bool, got {value!r}."
-        raise TypeError(msg)
-    return value
-
-
-def check_int(name: str, value, minimum: int) -> int:
-    """An int (not bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        msg = f"`{name}` must be an int, got {value!r}."
-        raise TypeError(msg)
-    if value < minimum:
-        msg = f"`{name}` must be >= {minimum}, got {value!r}."
-        raise ValueError(msg)
-    return int(value)
-
-
-def check_non_negative(name: str, value) -> float:
-    """A finite float >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        msg = f"`{name}` must be a number, got {value!r}."
-        raise TypeError(msg)
-    if not 0 <= value < np.inf:
-        msg = f"`{name}` must be a finite number >= 0, got {value!r}."
-        raise ValueError(msg)
-    return float(value)
-
-
 def check_key_added(key_added) -> str:
     if not isinstance(key_added, str) or not key_added:
         msg = f"`key_added` must be a non-empty string, got {key_added!r}."
@@ -114,16 +84,3 @@ def check_key_added(key_added) -> str:
         msg = f"`key_added` must not contain '/' (h5ad and zarr cannot read such a key back), got {key_added!r}."
         raise ValueError(msg)
     return key_added
-
-
-#: Seeds must be accepted by numpy, torch and scikit-learn alike; scikit-learn takes < 2**32.
-MAX_SEED = 2**32 - 1
-
-
-def check_seed(name: str, value) -> int:
-    """An int seed in ``[0, 2**32 - 1]``."""
-    value = check_int(name, value, 0)
-    if value > MAX_SEED:
-        msg = f"`{name}` must be at most 2**32 - 1 (what numpy, torch and scikit-learn all accept), got {value!r}."
-        raise ValueError(msg)
-    return value

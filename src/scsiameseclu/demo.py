@@ -4,7 +4,10 @@
 
 Clusters (1) a synthetic layered tissue from :func:`scsiameseclu.datasets.synthetic_tissue`
 (spatial domains) and (2) scanpy's bundled ``pbmc68k_reduced`` (cell types), writes one figure per
-dataset and prints one metrics line per dataset (also saved to ``metrics.tsv``).
+dataset and prints, per dataset, what the scores mean: the adjusted Rand index (ARI) of ssc's
+clusters against the known labels (1: the same partition; 0: no better than chance), beside
+k-means with the same k on the same PCA, the usual baseline; one metrics line per dataset is
+saved to ``metrics.tsv``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import time
 from pathlib import Path
 
 
-def _run(name, adata, truth_key, n_clusters, out: Path, seed: int) -> str:
+def _run(name, adata, truth_key, n_clusters, out: Path, seed: int) -> tuple[str, str]:
+    """Cluster, score and draw one dataset; returns its metrics line and a sentence for people."""
     import matplotlib.pyplot as plt
+    from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     import scsiameseclu as ssc
@@ -26,10 +31,23 @@ def _run(name, adata, truth_key, n_clusters, out: Path, seed: int) -> str:
     seconds = time.perf_counter() - t0
     ari = adjusted_rand_score(adata.obs[truth_key], adata.obs["ssc"])
     nmi = normalized_mutual_info_score(adata.obs[truth_key], adata.obs["ssc"])
+    kmeans = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(adata.obsm["X_pca"])
+    ari_kmeans = adjusted_rand_score(adata.obs[truth_key], kmeans)
+    figure = out / f"{name}.png"
     fig = ssc.pl.embedding(adata, color=["ssc", truth_key], show=False, return_fig=True)
-    fig.savefig(out / f"{name}.png", dpi=100, bbox_inches="tight")
+    fig.savefig(figure, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return f"{name}\tn_obs={adata.n_obs}\tk={n_clusters}\tARI={ari:.3f}\tNMI={nmi:.3f}\tseconds={seconds:.1f}\tdevice={adata.uns['ssc']['params']['device']}"
+    device = adata.uns["ssc"]["params"]["device"]
+    line = (
+        f"{name}\tn_obs={adata.n_obs}\tk={n_clusters}\tARI={ari:.3f}\tNMI={nmi:.3f}\t"
+        f"ARI_kmeans={ari_kmeans:.3f}\tseconds={seconds:.1f}\tdevice={device}"
+    )
+    words = (
+        f"{name}: {adata.n_obs:,} cells, k={n_clusters}. ssc's clusters against the known "
+        f"'{truth_key}' labels: ARI {ari:.2f} (k-means on the same PCA: {ari_kmeans:.2f}); "
+        f"{seconds:.0f} s on {device}. Figure (clusters beside the labels): {figure}"
+    )
+    return line, words
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
             sq.gr.spatial_neighbors(tissue, coord_type="generic", n_neighs=6)
 
     pbmc = sc.datasets.pbmc68k_reduced()  # ships with scanpy: X_pca and a kNN graph included
-    lines = [
+    runs = [
         _run("synthetic_tissue_domains", tissue, "domain", tissue.obs["domain"].nunique(), args.out, args.random_state),
         _run(
             "pbmc68k_reduced_cell_types",
@@ -74,8 +92,15 @@ def main(argv: list[str] | None = None) -> None:
             args.random_state,
         ),
     ]
-    (args.out / "metrics.tsv").write_text("\n".join(lines) + "\n")
-    sys.stdout.write("\n".join(lines) + "\n")
+    metrics = args.out / "metrics.tsv"
+    metrics.write_text("\n".join(line for line, _ in runs) + "\n")
+    sys.stdout.write(
+        "\n".join(words for _, words in runs)
+        + "\nARI: adjusted Rand index, 1 for the same partition as the labels, 0 for chance agreement. "
+        "The synthetic layers are only separable with space (ssc uses the graph, k-means cannot); "
+        "pbmc68k_reduced's 'bulk_labels' are coarse sorted populations, so no method matches them closely."
+        f"\nMetrics: {metrics}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from scipy import sparse
 
 from .. import _read
 from .. import _validation as val
+from .._checks import check_saved_number
 from .._constants import PCA_KEY
 
 logger = logging.getLogger("scsiameseclu")
@@ -128,8 +129,7 @@ class ModalitySpec:
     def from_dict(cls, values: dict, *, name: str) -> ModalitySpec:
         _require_keys(values, ("source", "n_features", "index", "scale"), name)
         n, index, scale = values["n_features"], values["index"], values["scale"]
-        if not _is_int(n) or n < 1:
-            raise ValueError(f"`{name}['n_features']` must be an int >= 1, got {n!r}.")
+        n = check_saved_number(f"{name}['n_features']", n, lo=1, integer=True)
         if (
             not isinstance(index, list)
             or not index
@@ -137,8 +137,7 @@ class ModalitySpec:
             or len(set(index)) < len(index)
         ):
             raise ValueError(f"`{name}['index']` must list distinct column indices in [0, {n}).")
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < np.inf:
-            raise ValueError(f"`{name}['scale']` must be a finite number > 0, got {scale!r}.")
+        scale = check_saved_number(f"{name}['scale']", scale, lo_open=True)
         if not isinstance(values["source"], str):
             raise ValueError(f"`{name}['source']` must be a string, got {values['source']!r}.")
         return cls(values["source"], int(n), tuple(int(i) for i in index), float(scale))

@@ -11,6 +11,7 @@ from anndata import AnnData
 
 from .. import _read
 from .. import _validation as val
+from .._checks import check_saved_number
 from .._device import deterministic_algorithms, resolve_device, resolve_seed, torch_threads
 from .._docs import doc_params
 from .._graph import graph_to_pairs
@@ -98,13 +99,13 @@ def _stability_from_dict(values) -> dict[int, float]:
     """A saved stability curve ``{"k": agreement}``, checked."""
     if not isinstance(values, dict):
         raise ValueError("`fit['n_clusters_stability']` must be a JSON object.")
-    curve = {}
-    for k, s in values.items():
-        k = val.check_int("fit['n_clusters_stability'] key", int(k) if str(k).isdigit() else k, 2)
-        if isinstance(s, bool) or not isinstance(s, int | float) or not -1.0 <= s <= 1.0:
-            raise ValueError(f"`fit['n_clusters_stability'][{k}]` must be a number in [-1, 1], got {s!r}.")
-        curve[k] = float(s)
-    return curve
+    name = "fit['n_clusters_stability']"
+    return {
+        check_saved_number(f"{name} key", int(k) if str(k).isdigit() else k, lo=2, integer=True): check_saved_number(
+            f"{name}[{k}]", s, lo=-1.0, hi=1.0
+        )
+        for k, s in values.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -9,35 +9,21 @@ target (``graph_weight``, ``init``, ``w_contrastive_pretrain``, ``n_epochs_clust
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
+from .._checks import check_choice, check_number
 from .._defaults import N_EPOCHS_PRETRAIN
 
 
-def _check_number(
-    owner, name: str, *, lo: float = 0.0, hi: float = math.inf, lo_open=False, hi_open=False, integer=False
-):
-    value = getattr(owner, name)
-    kind = Integral if integer else Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        msg = f"`{name}` must be {'an int' if integer else 'a number'}, got {value!r}."
-        raise TypeError(msg)
-    if not math.isfinite(value) or value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
-        lo_text = f"{'(' if lo_open else '['}{lo:g}"
-        hi_text = f"{hi:g}{')' if hi_open else ']'}" if math.isfinite(hi) else "inf)"
-        msg = f"`{name}` must be in {lo_text}, {hi_text}, got {value!r}."
-        raise ValueError(msg)
-    object.__setattr__(owner, name, int(value) if integer else float(value))
+def _check_number(owner, name: str, **bounds) -> None:
+    # A frozen dataclass's field, checked and stored in its canonical type.
+    object.__setattr__(owner, name, check_number(name, getattr(owner, name), **bounds))
 
 
 def _check_choice(owner, name: str, choices: tuple) -> None:
-    value = getattr(owner, name)
-    if value not in choices:
-        msg = f"`{name}` must be one of {list(choices)}, got {value!r}."
-        raise ValueError(msg)
+    check_choice(name, getattr(owner, name), choices)
 
 
 #: Where the final mixture's EM may start (``TrainConfig.mixture_starts``).
