@@ -17,6 +17,7 @@ from ._defaults import (
     GRAPH_WEIGHT_SPATIAL,
     MIXTURE_STARTS_CELL_TYPES,
     MIXTURE_STARTS_DOMAINS,
+    N_CLUSTERS_RESOLUTION,
     N_EPOCHS_CLUSTER_DOMAINS,
     N_EPOCHS_PRETRAIN,
     PRETRAIN_SHARE,
@@ -49,11 +50,13 @@ _TEXTS = {
         or ``sc.pp.neighbors``), or a :class:`spatialdata.SpatialData` whose table ``table_key``
         is one: the table is read and written into in place; its links to the spatial elements
         (``uns['spatialdata_attrs']``, the region and instance columns) are kept.""",
-    "n_clusters": """
-        Number of clusters. ``None``: chosen after pre-training as the most stable k (Ward
-        partitions of augmented views of the data compared at each candidate k; no label is
-        read); the curve is stored in ``uns[key_added]['n_clusters_stability']`` and drawn by
-        :func:`scsiameseclu.pl.n_clusters`.""",
+    "n_clusters": f"""
+        Number of clusters. ``None``: chosen after pre-training as the number of Leiden
+        communities of the embedding at resolution {N_CLUSTERS_RESOLUTION} (no label is read), with
+        the evidence recorded in ``uns[key_added]``: the counts at other resolutions
+        (``n_clusters_by_resolution``) and the stability curve (``n_clusters_stability``: for each
+        candidate k, how much Ward partitions of augmented views of the data agree);
+        :func:`scsiameseclu.pl.n_clusters` draws both.""",
     "use_rep": """
         ``obsm`` key of the expression input, or ``"X"`` for ``X`` (or ``layer``). ``None``:
         ``X_pca`` if present, else ``X``.""",

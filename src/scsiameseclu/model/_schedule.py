@@ -43,7 +43,7 @@ def sampler_generator(random_state: int) -> torch.Generator:
 
 
 def view_generator(random_state: int, device: torch.device) -> torch.Generator:
-    """The generator of the augmented views that choose k (on ``device``), a stream of its own."""
+    """The generator of the augmented views of the stability curve of k (on ``device``), a stream of its own."""
     seed = int(np.random.SeedSequence([random_state, 2]).generate_state(1)[0])
     return torch.Generator(device=device).manual_seed(seed)
 
@@ -142,7 +142,7 @@ def fit(
     1. Pre-training (``train.n_epochs_pretrain`` steps): correlation, reconstruction and (with
        weight ``w_contrastive_pretrain``) contrastive terms on two augmented views.
     2. Prototypes: k chosen by ``n_clusters_fn`` (``(embedding, views) -> k``, where
-       ``views(n_views, max_cells)`` embeds augmented views of the data) when given, prototypes
+       ``views(n_views, max_cells)`` embeds augmented views for its evidence) when given, prototypes
        seeded from the clean embedding of ``source.embed_init``, learning rate lowered.
     3. Clustering (up to ``train.n_epochs_cluster`` steps): all terms plus the swapped
        assignment term on Sinkhorn targets whose cluster sizes follow a running estimate (pulled
@@ -180,7 +180,7 @@ def fit(
         if not torch.isfinite(z).all():  # the last step's update can make the weights non-finite
             raise divergence_error("non-finite embedding after pre-training", train.learning_rate)
 
-        def views(n_views: int, max_cells: int) -> list[np.ndarray]:  # for a stability-based choice of k
+        def views(n_views: int, max_cells: int) -> list[np.ndarray]:  # for the stability curve of k
             generator = view_generator(random_state, source.device)
             return source.view_embeddings(net, augment, generator, n_views, max_cells)
 

@@ -101,6 +101,13 @@ def embedding(
     {table_key}
     **kwargs
         Passed to :func:`scanpy.pl.embedding`.
+
+    Examples
+    --------
+    After ``ssc.tl.siamese_cluster(adata, n_clusters=7)``; in a script, save the figure (a
+    non-interactive backend shows nothing):
+
+    >>> ssc.pl.embedding(adata, color=["ssc", "layer"], save="figures/domains.png")
     """
     import matplotlib.pyplot as plt
     import scanpy as sc

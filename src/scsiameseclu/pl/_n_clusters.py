@@ -100,7 +100,7 @@ def n_clusters(
         axes[0].legend(frameon=False)
     axes[0].axvline(k, color="C3", lw=0.8, ls="--")
     axes[0].set(xlabel="k", ylabel="agreement of views (ARI)", title="Stability of k")
-    axes[0].set_xticks(ks[:: max(1, len(ks) // 10)])
+    axes[0].set_xticks(ks[:: -(-len(ks) // 10)])  # at most about ten ticks
     if by_resolution:
         res = sorted(by_resolution)
         axes[1].plot(res, [by_resolution[r] for r in res], marker="o", color="0.3", lw=1.2, ms=4)

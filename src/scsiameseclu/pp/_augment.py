@@ -88,6 +88,11 @@ def augment(
     ``adata.uns[key_added]``
         Parameters and what changed (fraction of non-zero entries masked, edges dropped and
         added).
+
+    Examples
+    --------
+    >>> ssc.pp.augment(adata, mask_rate=0.3, random_state=1)
+    >>> adata.uns["ssc_augmented"]["fraction_masked"], adata.uns["ssc_augmented"]["n_edges"]
     """
     from .._device import resolve_seed
     from .._graph import edge_index_to_csr, graph_to_pairs
