@@ -15,6 +15,12 @@ def cellcharter(adata, k, seed, *, quick=False):
     import cellcharter as cc
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    # squidpy's `spatial_neighbors_knn` (and files written without `uns`) leave out the record that
+    # `remove_long_links` updates; it names the graph squidpy wrote, as `spatial_neighbors` does.
+    adata.uns.setdefault(
+        "spatial_neighbors",
+        {"connectivities_key": "spatial_connectivities", "distances_key": "spatial_distances", "params": {}},
+    )
     cc.gr.remove_long_links(adata)
     cc.gr.aggregate_neighbors(adata, n_layers=3, use_rep="X_pca", out_key="X_cellcharter")
     model = cc.tl.Cluster(
