@@ -83,6 +83,15 @@ def test_random_state_none_is_recorded(tissue):
     assert tissue.uns["ssc"]["params"]["init_weights"] == "identity"
 
 
+def test_params_record_the_input_read(tissue):
+    """`use_rep=None` is recorded as what it resolved to; unset optional entries keep their key."""
+    assert "X_pca" in tissue.obsm
+    ssc.tl.siamese_cluster(tissue, n_clusters=4, **FAST)
+    params = tissue.uns["ssc"]["params"]
+    assert params["use_rep"] == "X_pca" and params["input"] == "obsm['X_pca']"
+    assert params["layer"] == "None" and params["extra_rep"] == "None"  # h5ad stores no None
+
+
 def test_estimates_n_clusters(tissue):
     ssc.tl.siamese_cluster(tissue, n_clusters=None, **FAST)
     uns = tissue.uns["ssc"]

@@ -156,7 +156,7 @@ def test_default_is_full_batch_on_small_data(tissue600):
     assert not settings.chunked_inference(n) and settings.chunked_inference(n + 1)
     ssc.tl.siamese_cluster(tissue600, n_clusters=4, **TINY)
     assert tissue600.uns["ssc"]["training"]["mode"] == "full"
-    assert "batch_size" not in tissue600.uns["ssc"]["params"]  # unset: left out
+    assert tissue600.uns["ssc"]["params"]["batch_size"] == "None"
 
 
 def test_minibatch_ari_close_to_full_batch(tissue600):

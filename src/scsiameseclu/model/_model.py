@@ -641,8 +641,9 @@ class SiameseClusterModel:
         # (np.errstate, unlike warnings.catch_warnings, is local to the thread.)
         with np.errstate(over="ignore", invalid="ignore"):
             uns = {
-                # Unset entries are left out (h5ad has no None), as scanpy records its params.
-                "params": {k: v for k, v in self.params().items() if v is not None},
+                # h5ad has no None: an unset optional entry is the string "None" (a stable schema
+                # that existing notebooks read); `use_rep` and `layer` are the resolved input.
+                "params": {k: ("None" if v is None else v) for k, v in self.params().items()},
                 "n_clusters": int(n_found),
                 "n_clusters_fitted": int(n_fitted),
                 "n_clusters_estimated": self.settings.n_clusters is None,
@@ -705,8 +706,9 @@ class SiameseClusterModel:
         spec = self.spec
         return {
             **self.settings.params(),
-            "use_rep": spec.use_rep,
-            "layer": spec.layer,
+            # The input as read, not as asked: `use_rep=None` resolved to `X_pca`, say.
+            "use_rep": spec.input_keys[0],
+            "layer": spec.input_keys[1],
             "input": spec.source,
             "connectivity_key": spec.connectivity_key,
             "extra_rep": list(spec.extra_rep) or None,

@@ -156,9 +156,9 @@ def augment(
     n_after = new_graph.nnz // 2
     kept = int(graph_to_pairs(new_graph.multiply(graph > 0)).shape[1])
     info = {
-        "params": {  # unset entries left out (h5ad has no None), as scanpy records its params
-            **({} if use_rep is None else {"use_rep": use_rep}),
-            **({} if layer is None else {"layer": layer}),
+        "params": {
+            "use_rep": "None" if use_rep is None else use_rep,  # h5ad has no None
+            "layer": "None" if layer is None else layer,
             "input": source,
             "connectivity_key": graph_key,
             "random_state": seed,
