@@ -23,7 +23,6 @@ from ._defaults import (
     PRETRAIN_SHARE,
 )
 
-_N_PRETRAIN = N_EPOCHS_PRETRAIN
 _START_WORDS = {
     "prototypes": "the prototypes' labels",
     "leiden": "Leiden communities",
@@ -38,10 +37,10 @@ def _starts(starts: tuple[str, ...]) -> str:
 
 #: What the two targets train, in words; the numbers come from the settings.
 SCHEDULE = (
-    f"Tissue domains: {_N_PRETRAIN} pre-training epochs, then up to {N_EPOCHS_CLUSTER_DOMAINS} "
+    f"Tissue domains: {N_EPOCHS_PRETRAIN} pre-training epochs, then up to {N_EPOCHS_CLUSTER_DOMAINS} "
     "clustering epochs (prototypes trained on Sinkhorn self-labels; stops early when fewer than "
     "``tol`` of the labels change between checks). Cell types: "
-    f"{_N_PRETRAIN} pre-training epochs and no clustering stage."
+    f"{N_EPOCHS_PRETRAIN} pre-training epochs and no clustering stage."
 )
 
 _TEXTS = {
