@@ -653,6 +653,8 @@ class SiameseClusterModel:
                 "loss_terms": {k: np.asarray(v, dtype=np.float32) for k, v in record.terms.items()},
                 "label_change": np.asarray(record.label_change, dtype=np.float32),
                 "stopped_epoch": -1 if record.stopped_epoch is None else int(record.stopped_epoch),
+                # Steps each stage ran: fewer than its length where its loss reached a plateau.
+                "epochs": {stage: int(n) for stage, n in record.epochs.items()},
                 "gate_mean": float(np.mean(gate)),
                 "mixture": mixture,
                 "timings": {**{k: float(v) for k, v in record.seconds.items()}, "inference": t_infer},

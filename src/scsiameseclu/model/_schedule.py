@@ -59,7 +59,9 @@ class TrainingRecord:
     loss: list[float] = field(default_factory=list)
     terms: dict[str, list[float]] = field(default_factory=dict)
     label_change: list[float] = field(default_factory=list)
-    stopped_epoch: int | None = None
+    stopped_epoch: int | None = None  # the step at which the clustering stage stopped early
+    # Steps each stage ran ("pretrain", "cluster"), fewer than its length when it stopped early.
+    epochs: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     # Mean log-likelihood of the final mixture from each start (the higher one is kept).
     mixture_log_likelihood: dict[str, float] = field(default_factory=dict)
@@ -87,6 +89,21 @@ def labels_settled(record: TrainingRecord, labels: torch.Tensor, new: torch.Tens
     return True
 
 
+def loss_plateau(losses: list[float], window: int, tol: float) -> bool:
+    """Whether a stage's loss has stopped falling: the label-free stop of :func:`fit`.
+
+    ``losses`` are the stage's per-step losses so far. The mean of the last ``window`` steps is
+    compared with the window before: the stage has converged when that fall is at most ``tol``
+    times its fall since the stage's first window (or when the loss has not fallen at all), so
+    the rule reads the stage's own progress and not the loss's scale. Needs three windows;
+    ``tol=0`` never stops.
+    """
+    if tol <= 0 or len(losses) < 3 * window:
+        return False
+    first, before, last = (float(np.mean(losses[a:b])) for a, b in ((0, window), (-2 * window, -window), (-window, None)))
+    return before - last <= tol * max(first - last, 0.0)
+
+
 def seed_prototypes(
     net: SiameseNetwork, optimizer, z: np.ndarray, train: TrainConfig, random_state: int, n_clusters_fn=None
 ) -> None:
@@ -101,6 +118,12 @@ def seed_prototypes(
     net.set_prototypes(torch.as_tensor(centres, dtype=net.prototypes.dtype, device=net.prototypes.device))
     for group in optimizer.param_groups:
         group["lr"] = train.learning_rate * train.cluster_lr_scale
+
+
+def stage_converged(losses: list[float], train: TrainConfig, group: ProcessGroup, device) -> bool:
+    """:func:`loss_plateau` with ``train``'s window and tolerance, rank 0's decision for every rank."""
+    converged = loss_plateau(losses, train.plateau_window, train.plateau_tol)
+    return bool(group.from_rank0(converged, device))
 
 
 def divergence_error(where: str, learning_rate: float) -> ValueError:
@@ -139,19 +162,22 @@ def fit(
 ) -> TrainingRecord:
     """Train ``net`` in place on the batches of ``source``.
 
-    1. Pre-training (``train.n_epochs_pretrain`` steps): correlation, reconstruction and (with
-       weight ``w_contrastive_pretrain``) contrastive terms on two augmented views.
+    1. Pre-training (up to ``train.n_epochs_pretrain`` steps): correlation, reconstruction and
+       (with weight ``w_contrastive_pretrain``) contrastive terms on two augmented views; stops
+       early when its loss reaches a plateau (:func:`loss_plateau`, checked every
+       ``check_every`` steps).
     2. Prototypes: k chosen by ``n_clusters_fn`` (``(embedding, views) -> k``, where
        ``views(n_views, max_cells)`` embeds augmented views for its evidence) when given, prototypes
        seeded from the clean embedding of ``source.embed_init``, learning rate lowered.
     3. Clustering (up to ``train.n_epochs_cluster`` steps): all terms plus the swapped
        assignment term on Sinkhorn targets whose cluster sizes follow a running estimate (pulled
        towards uniform by ``balance``); stops when fewer than ``tol`` of the labels of
-       ``source.check_labels`` change between checks, every ``check_every`` steps.
+       ``source.check_labels`` change between checks, every ``check_every`` steps, or when its
+       loss reaches a plateau.
 
     Inside a ``torch.distributed`` process group the steps are data-parallel
     (:class:`~scsiameseclu.model._distributed.ProcessGroup`): gradients averaged by DDP, k,
-    prototypes and the stopping decision from rank 0, size estimates and loss averaged.
+    prototypes and the stopping decisions from rank 0, size estimates and loss averaged.
     """
     group = ProcessGroup.current()
     record = TrainingRecord(
@@ -169,10 +195,14 @@ def fit(
         t0 = time.perf_counter()
         pretrain = replace(train, w_contrastive=train.w_contrastive_pretrain)
         step = group.step(net, cluster=False)
-        for _ in range(train.n_epochs_pretrain):
+        for epoch in range(train.n_epochs_pretrain):
             b = source.batch()
             out = step(b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library, counts=b.counts)
             _optimise(optimizer, out, record, bar, train.learning_rate, group)
+            if (epoch + 1) % train.check_every == 0 and stage_converged(record.loss, train, group, source.device):
+                logger.info("Pre-training stopped at step %d: its loss reached a plateau.", epoch + 1)
+                break
+        record.epochs["pretrain"] = n_pretrained = len(record.loss)
         record.seconds["pretrain"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -220,11 +250,16 @@ def fit(
             sizes = train.size_momentum * sizes + (1 - train.size_momentum) * step_sizes
             if (epoch + 1) % train.check_every == 0:
                 new = source.check_labels(net)
-                stop = labels_settled(record, labels, new, train.tol, train.n_epochs_pretrain + epoch + 1)
+                stop = labels_settled(record, labels, new, train.tol, n_pretrained + epoch + 1)
                 stop = bool(group.from_rank0(stop, source.device))
                 labels = new
+                if not stop and stage_converged(record.loss[n_pretrained:], train, group, source.device):
+                    record.stopped_epoch = n_pretrained + epoch + 1
+                    logger.info("Stopped at step %d: the clustering loss reached a plateau.", record.stopped_epoch)
+                    stop = True
                 if stop:
                     break
+        record.epochs["cluster"] = len(record.loss) - n_pretrained
         record.seconds["cluster"] = time.perf_counter() - t0
         record.mean_batch_cells = float(getattr(source, "mean_batch_cells", source.x.shape[0]))
     finally:  # also on an error or interrupt, so the bar does not stay on screen

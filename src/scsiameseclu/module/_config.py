@@ -144,8 +144,16 @@ class TrainConfig:
     balance: float = 0.1
     size_momentum: float = 0.9
     tol: float = 1e-3
-    # Clustering steps between two label-free stopping checks.
+    # Steps between two label-free stopping checks (the loss plateau in both stages, the label
+    # change in the clustering stage).
     check_every: int = 10
+    # Label-free stop of either stage on its own loss: at a check, the mean loss of the last
+    # `plateau_window` steps has fallen from the window before by less than `plateau_tol` times
+    # its fall since the stage's first window (or the loss has not fallen at all). Relative to
+    # the stage's own progress, so one tolerance serves losses of any scale. 0: off (the stage
+    # runs its full length, or, for the clustering stage, until its labels settle).
+    plateau_tol: float = 0.05
+    plateau_window: int = 20
     cluster_lr_scale: float = 0.1
     # "kmeans" or "leiden" seeding of the prototypes; "auto" is resolved by the model layer.
     init: str = "auto"
@@ -167,7 +175,7 @@ class TrainConfig:
         _check_number(self, "n_epochs_pretrain", hi=self.MAX_EPOCHS, integer=True)
         if self.n_epochs_cluster is not None:
             _check_number(self, "n_epochs_cluster", hi=self.MAX_EPOCHS, integer=True)
-        for name in ("sinkhorn_iters", "check_every"):
+        for name in ("sinkhorn_iters", "check_every", "plateau_window"):
             _check_number(self, name, lo=1, integer=True)
         _check_number(self, "contrastive_max_cells", lo=1, hi=self.MAX_CONTRASTIVE_CELLS, integer=True)
         for name in ("learning_rate", "contrastive_temperature", "cluster_temperature", "sinkhorn_epsilon", "tol"):
@@ -198,5 +206,6 @@ class TrainConfig:
         for name in ("balance", "size_momentum"):
             _check_number(self, name, hi=1.0)
         _check_number(self, "cluster_lr_scale", lo_open=True)
+        _check_number(self, "plateau_tol", hi=1.0)
         _check_choice(self, "init", ("auto", "kmeans", "leiden"))
         _check_choice(self, "final_assignment", ("mixture", "prototypes"))
