@@ -142,7 +142,9 @@ def main() -> None:
         run = child.run("benchmarks.studies.stopping", name, seed, config, json.dumps(configs[config]))
         with args.out.open("a") as f:  # one line per run as it ends (appends of a line do not interleave)
             f.write(json.dumps(run) + "\n")
-        sys.stderr.write(f"{name} seed={seed} {config} ARI={run['ari']:.3f} {run['epochs']} {run['seconds_ssc']:.1f}s\n")
+        sys.stderr.write(
+            f"{name} seed={seed} {config} ARI={run['ari']:.3f} {run['epochs']} {run['seconds_ssc']:.1f}s\n"
+        )
         return run
 
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -100,7 +100,9 @@ def loss_plateau(losses: list[float], window: int, tol: float) -> bool:
     """
     if tol <= 0 or len(losses) < 3 * window:
         return False
-    first, before, last = (float(np.mean(losses[a:b])) for a, b in ((0, window), (-2 * window, -window), (-window, None)))
+    first, before, last = (
+        float(np.mean(losses[a:b])) for a, b in ((0, window), (-2 * window, -window), (-window, None))
+    )
     return before - last <= tol * max(first - last, 0.0)
 
 
@@ -120,9 +122,9 @@ def seed_prototypes(
         group["lr"] = train.learning_rate * train.cluster_lr_scale
 
 
-def stage_converged(losses: list[float], train: TrainConfig, group: ProcessGroup, device) -> bool:
-    """:func:`loss_plateau` with ``train``'s window and tolerance, rank 0's decision for every rank."""
-    converged = loss_plateau(losses, train.plateau_window, train.plateau_tol)
+def stage_converged(losses: list[float], tol: float, train: TrainConfig, group: ProcessGroup, device) -> bool:
+    """:func:`loss_plateau` with ``train``'s window and the stage's ``tol``, rank 0's decision for every rank."""
+    converged = loss_plateau(losses, train.plateau_window, tol)
     return bool(group.from_rank0(converged, device))
 
 
@@ -199,7 +201,8 @@ def fit(
             b = source.batch()
             out = step(b.x, b.pairs, augment, pretrain, generator, cluster=False, library=b.library, counts=b.counts)
             _optimise(optimizer, out, record, bar, train.learning_rate, group)
-            if (epoch + 1) % train.check_every == 0 and stage_converged(record.loss, train, group, source.device):
+            check = (epoch + 1) % train.check_every == 0
+            if check and stage_converged(record.loss, train.plateau_tol_pretrain, train, group, source.device):
                 logger.info("Pre-training stopped at step %d: its loss reached a plateau.", epoch + 1)
                 break
         record.epochs["pretrain"] = n_pretrained = len(record.loss)
@@ -253,7 +256,8 @@ def fit(
                 stop = labels_settled(record, labels, new, train.tol, n_pretrained + epoch + 1)
                 stop = bool(group.from_rank0(stop, source.device))
                 labels = new
-                if not stop and stage_converged(record.loss[n_pretrained:], train, group, source.device):
+                losses = record.loss[n_pretrained:]
+                if not stop and stage_converged(losses, train.plateau_tol_cluster, train, group, source.device):
                     record.stopped_epoch = n_pretrained + epoch + 1
                     logger.info("Stopped at step %d: the clustering loss reached a plateau.", record.stopped_epoch)
                     stop = True

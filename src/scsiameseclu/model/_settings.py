@@ -19,6 +19,8 @@ from .._defaults import (  # the per-target numbers (where docstrings read them 
     MIXTURE_STARTS_CELL_TYPES,
     MIXTURE_STARTS_DOMAINS,
     N_EPOCHS_CLUSTER_DOMAINS,
+    PLATEAU_TOL,
+    PLATEAU_TOL_PRETRAIN_DOMAINS,
     PRETRAIN_SHARE,
 )
 from ..module import AugmentConfig, NetworkConfig, TrainConfig
@@ -151,6 +153,10 @@ class ModelSettings:
           mixture labels the pre-trained embedding better (``docs/method.md``).
         - The final mixture starts from :data:`MIXTURE_STARTS_DOMAINS` for tissue domains and
           from :data:`MIXTURE_STARTS_CELL_TYPES` (Ward's partition) for cell types.
+        - Pre-training stops at its loss plateau for cell types (``plateau_tol_pretrain``
+          :data:`PLATEAU_TOL`) and runs its full length for tissue domains
+          (:data:`PLATEAU_TOL_PRETRAIN_DOMAINS`), whose embedding still changed after the loss
+          had flattened.
         - ``max_epochs`` splits into :data:`PRETRAIN_SHARE` pre-training and the rest clustering
           for tissue domains, and is all pre-training for cell types.
         """
@@ -186,6 +192,9 @@ class ModelSettings:
             train = replace(train, w_contrastive_pretrain=train.w_contrastive if target == DOMAINS else 0.0)
         if train.n_epochs_cluster is None:
             train = replace(train, n_epochs_cluster=N_EPOCHS_CLUSTER_DOMAINS if target == DOMAINS else 0)
+        if train.plateau_tol_pretrain is None:
+            tol = PLATEAU_TOL_PRETRAIN_DOMAINS if target == DOMAINS else PLATEAU_TOL
+            train = replace(train, plateau_tol_pretrain=tol)
         if train.mixture_starts is None:
             starts = MIXTURE_STARTS_DOMAINS if target == DOMAINS else MIXTURE_STARTS_CELL_TYPES
             train = replace(train, mixture_starts=starts)
@@ -289,6 +298,7 @@ def defaults_table(symbols: dict[str, str] | None = None) -> str:
         "init": "`'kmeans'` for tissue domains, `'leiden'` for cell types",
         "w_contrastive_pretrain": "`w_contrastive` for tissue domains, 0 for cell types",
         "n_epochs_cluster": f"{N_EPOCHS_CLUSTER_DOMAINS} for tissue domains, 0 for cell types",
+        "plateau_tol_pretrain": f"{PLATEAU_TOL_PRETRAIN_DOMAINS} (off) for tissue domains, {PLATEAU_TOL} for cell types",
         "mixture_starts": f"`{MIXTURE_STARTS_DOMAINS!r}` for tissue domains, `{MIXTURE_STARTS_CELL_TYPES!r}` for cell types",
         "graph_weight": "from the argument `graph_weight`",
         "extra_dims": "from `extra_rep`",

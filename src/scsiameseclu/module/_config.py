@@ -3,7 +3,7 @@
 Each config checks the type and range of every field when it is built, so that a wrong value is
 refused with its name before any work starts. Defaults that depend on the data or on the user's
 target (``graph_weight``, ``init``, ``w_contrastive_pretrain``, ``n_epochs_cluster``,
-``mixture_starts``) are resolved by the model layer
+``plateau_tol_pretrain``, ``mixture_starts``) are resolved by the model layer
 (:class:`~scsiameseclu.model.ModelSettings`), not here.
 """
 
@@ -14,7 +14,7 @@ from numbers import Integral
 from typing import ClassVar
 
 from .._checks import check_choice, check_number
-from .._defaults import N_EPOCHS_PRETRAIN
+from .._defaults import N_EPOCHS_PRETRAIN, PLATEAU_TOL
 
 
 def _check_number(owner, name: str, **bounds) -> None:
@@ -147,12 +147,14 @@ class TrainConfig:
     # Steps between two label-free stopping checks (the loss plateau in both stages, the label
     # change in the clustering stage).
     check_every: int = 10
-    # Label-free stop of either stage on its own loss: at a check, the mean loss of the last
-    # `plateau_window` steps has fallen from the window before by less than `plateau_tol` times
-    # its fall since the stage's first window (or the loss has not fallen at all). Relative to
-    # the stage's own progress, so one tolerance serves losses of any scale. 0: off (the stage
-    # runs its full length, or, for the clustering stage, until its labels settle).
-    plateau_tol: float = 0.05
+    # Label-free stop of a stage on its own loss (`loss_plateau`): at a check, the mean loss of
+    # the last `plateau_window` steps has fallen from the window before by less than the
+    # tolerance times its fall since the stage's first window (or has not fallen at all).
+    # Relative to the stage's own progress, so one tolerance serves losses of any scale; 0: off
+    # (the stage runs its full length, the clustering stage until its labels settle).
+    # `plateau_tol_pretrain=None` is resolved from the target by the model layer.
+    plateau_tol_pretrain: float | None = None
+    plateau_tol_cluster: float = PLATEAU_TOL
     plateau_window: int = 20
     cluster_lr_scale: float = 0.1
     # "kmeans" or "leiden" seeding of the prototypes; "auto" is resolved by the model layer.
@@ -206,6 +208,8 @@ class TrainConfig:
         for name in ("balance", "size_momentum"):
             _check_number(self, name, hi=1.0)
         _check_number(self, "cluster_lr_scale", lo_open=True)
-        _check_number(self, "plateau_tol", hi=1.0)
+        _check_number(self, "plateau_tol_cluster", hi=1.0)
+        if self.plateau_tol_pretrain is not None:
+            _check_number(self, "plateau_tol_pretrain", hi=1.0)
         _check_choice(self, "init", ("auto", "kmeans", "leiden"))
         _check_choice(self, "final_assignment", ("mixture", "prototypes"))
