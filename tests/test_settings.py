@@ -29,6 +29,25 @@ def test_auto_rules_resolved_once(spatial, graph_weight, target, init, w_pre, n_
     assert s.network.graph_weight == s.graph_weight  # one value, stored once per config that needs it
 
 
+@pytest.mark.parametrize(("spatial", "graph_weight", "tol"), [(True, None, 0.0), (False, None, 0.05), (True, 0.0, 0.05)])
+def test_pretraining_stop_resolved_by_target(spatial, graph_weight, tol):
+    # Cell types stop pre-training at the loss plateau; tissue domains pre-train in full. The
+    # clustering stage stops at its plateau for both.
+    s = ModelSettings.resolve(n_clusters=5, spatial_graph=spatial, graph_weight=graph_weight)
+    assert (s.train.plateau_tol_pretrain, s.train.plateau_tol_cluster) == (tol, 0.05)
+    mine = ModelSettings.resolve(n_clusters=5, spatial_graph=spatial, train_kwargs={"plateau_tol_pretrain": 0.2})
+    assert mine.train.plateau_tol_pretrain == 0.2
+
+
+def test_saves_from_before_the_plateau_stop_keep_their_schedule():
+    values = ModelSettings.resolve(n_clusters=3, spatial_graph=False).to_dict()
+    for key in ("plateau_tol_pretrain", "plateau_tol_cluster", "plateau_window"):
+        del values["train"][key]
+    train = ModelSettings.from_dict(json.loads(json.dumps(values))).train
+    assert (train.plateau_tol_pretrain, train.plateau_tol_cluster) == (0.0, 0.0)
+    assert ModelSettings.from_dict(ModelSettings.resolve(n_clusters=3, spatial_graph=False).to_dict()).train.plateau_tol_pretrain == 0.05
+
+
 def test_explicit_values_win_over_auto_rules():
     s = ModelSettings.resolve(
         n_clusters=3, spatial_graph=True, train_kwargs={"init": "leiden", "w_contrastive_pretrain": 0.1}
@@ -76,6 +95,10 @@ def test_network_kwargs_cannot_shadow_arguments(key):
         ("train_kwargs", {"mixture_starts": ["ward", "gmm"]}, ValueError, "mixture_starts"),
         ("train_kwargs", {"mixture_starts": ["ward", "ward"]}, ValueError, "mixture_starts"),
         ("train_kwargs", {"n_epochs_cluster": -1}, ValueError, "n_epochs_cluster"),
+        ("train_kwargs", {"plateau_tol_cluster": -0.1}, ValueError, "plateau_tol_cluster"),
+        ("train_kwargs", {"plateau_tol_pretrain": 1.5}, ValueError, "plateau_tol_pretrain"),
+        ("train_kwargs", {"plateau_tol_pretrain": "0.05"}, TypeError, "plateau_tol_pretrain"),
+        ("train_kwargs", {"plateau_window": 0}, ValueError, "plateau_window"),
         ("augment_kwargs", {"edge_add_rate": 1e9}, ValueError, "edge_add_rate"),
         ("augment_kwargs", {"mask_rate": True}, TypeError, "mask_rate"),
         ("network_kwargs", {"n_hidden": 2.5}, TypeError, "n_hidden"),

@@ -6,7 +6,7 @@
 Each (dataset, seed, configuration) runs ``ssc.tl.siamese_cluster`` with the defaults, the true
 k and the configuration's ``train_kwargs`` in a fresh process, and appends one JSON line: ARI,
 the steps each stage ran, the seconds of the call. The configurations default to ``fixed``
-(``plateau_tol=0``: every stage its full length, the schedule before the rule) and ``default``
+(both plateau tolerances 0: every stage its full length, the schedule before the rule) and ``default``
 (the package's defaults). Datasets: every shared set (the user's one choice by target, as in
 :mod:`benchmarks.methods._ssc`) and ``synthetic_tissue`` (400 cells, 4 planted layers, the test
 suite's tissue). ``--jobs`` runs that many processes side by side (ARI does not depend on it;
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import child  # noqa: E402
 
 SYNTHETIC = "synthetic_tissue"
-CONFIGS = {"fixed": {"plateau_tol": 0.0}, "default": {}}
+CONFIGS = {"fixed": {"plateau_tol_pretrain": 0.0, "plateau_tol_cluster": 0.0}, "default": {}}
 
 
 def synthetic():

@@ -264,16 +264,23 @@ class ModelSettings:
 
 
 def _train_fields(train, target: str):
-    """A saved ``train`` config in today's fields: saves from before ``mixture_starts`` keep their starts."""
-    if not isinstance(train, dict) or "mixture_starts" in train:
+    """A saved ``train`` config in today's fields, with the schedule it was trained with.
+
+    Saves from before ``mixture_starts`` keep their starts; saves from before the label-free
+    plateau stop ran every stage its full length (both tolerances 0).
+    """
+    if not isinstance(train, dict):
         return train
     train = dict(train)
-    n_kmeans = train.get("mixture_kmeans_starts") or 0
-    if n_kmeans:
-        train["mixture_starts"] = ["prototypes", "kmeans"]
-    else:
-        train["mixture_starts"] = list(MIXTURE_STARTS_DOMAINS) if target == DOMAINS else ["prototypes"]
-        train["mixture_kmeans_starts"] = TrainConfig().mixture_kmeans_starts
+    if "mixture_starts" not in train:
+        n_kmeans = train.get("mixture_kmeans_starts") or 0
+        if n_kmeans:
+            train["mixture_starts"] = ["prototypes", "kmeans"]
+        else:
+            train["mixture_starts"] = list(MIXTURE_STARTS_DOMAINS) if target == DOMAINS else ["prototypes"]
+            train["mixture_kmeans_starts"] = TrainConfig().mixture_kmeans_starts
+    if not {"plateau_tol_pretrain", "plateau_tol_cluster", "plateau_window"} & set(train):
+        train.update(plateau_tol_pretrain=0.0, plateau_tol_cluster=0.0)
     return train
 
 
