@@ -85,8 +85,8 @@ def one_run(name: str, seed: int, config: str, train_kwargs: str) -> dict:
     }
 
 
-def table(runs: list[dict]) -> str:
-    """Per dataset and configuration: ARI mean ± sd, steps per stage and train seconds (means)."""
+def table(runs: list[dict], reference: str = "fixed") -> str:
+    """Per dataset and configuration: ARI mean ± sd (and its change from ``reference``), steps per stage, train seconds."""
     import pandas as pd
 
     df = pd.DataFrame(runs)
@@ -99,16 +99,29 @@ def table(runs: list[dict]) -> str:
         sd=("ari", "std"),
         pre=("pretrain", "mean"),
         clu=("cluster", "mean"),
+        steps=("pretrain", lambda v: float(v.mean() + df.loc[v.index, "cluster"].mean())),
         train=("seconds_train", "mean"),
     ).reset_index()
+    datasets = list(dict.fromkeys(df["dataset"]))
+    configs = [reference, *(c for c in dict.fromkeys(df["config"]) if c != reference)]
+    out["order"] = [
+        datasets.index(d) * len(configs) + configs.index(c) for d, c in zip(out.dataset, out.config, strict=True)
+    ]
+    out = out.sort_values("order")
+    ref = out[out.config == reference].set_index("dataset")
     lines = [
-        "| dataset | configuration | seeds | ARI mean ± sd | pre-training steps | clustering steps | train s |",
-        "|---|---|---|---|---|---|---|",
+        f"| dataset | configuration | seeds | ARI mean ± sd | Δ ARI vs {reference} | pre-training steps | "
+        f"clustering steps | steps vs {reference} | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in out.itertuples():
+        delta = steps = ""
+        if r.config != reference and r.dataset in ref.index:
+            delta = f"{r.ari - ref.loc[r.dataset, 'ari']:+.3f}"
+            steps = f"{r.steps / ref.loc[r.dataset, 'steps']:.0%}"
         lines.append(
-            f"| {r.dataset} | {r.config} | {r.seeds} | {r.ari:.3f} ± {r.sd:.3f} | {r.pre:.0f} | {r.clu:.0f} | "
-            f"{r.train:.1f} |"
+            f"| {r.dataset} | {r.config} | {r.seeds} | {r.ari:.3f} ± {r.sd:.3f} | {delta} | {r.pre:.0f} | {r.clu:.0f} | "
+            f"{steps} | {r.train:.1f} |"
         )
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ from ._defaults import (
     N_CLUSTERS_RESOLUTION,
     N_EPOCHS_CLUSTER_DOMAINS,
     N_EPOCHS_PRETRAIN,
+    PLATEAU_TOL,
     PRETRAIN_SHARE,
 )
 
@@ -39,8 +40,10 @@ def _starts(starts: tuple[str, ...]) -> str:
 SCHEDULE = (
     f"Tissue domains: {N_EPOCHS_PRETRAIN} pre-training epochs, then up to {N_EPOCHS_CLUSTER_DOMAINS} "
     "clustering epochs (prototypes trained on Sinkhorn self-labels; stops early when fewer than "
-    "``tol`` of the labels change between checks). Cell types: "
-    f"{N_EPOCHS_PRETRAIN} pre-training epochs and no clustering stage."
+    "``tol`` of the labels change between checks or when its loss reaches a plateau). Cell types: "
+    f"up to {N_EPOCHS_PRETRAIN} pre-training epochs, stopped when the loss reaches a plateau, and "
+    "no clustering stage. A plateau: over the last window of steps the loss fell by less than "
+    f"{PLATEAU_TOL:.0%} of its fall since the stage began (no label is read)."
 )
 
 _TEXTS = {
