@@ -51,7 +51,8 @@ CELL_TYPE_SETS = [
 N_TOP_GENES = 2000
 #: What each ssc column of the table ran, for columns whose code is no longer the default.
 COLUMNS = {
-    "ssc": "ssc with its defaults since issue 40 (cell types: no clustering stage, the final mixture started from Ward's partition)",
+    "ssc": "ssc with its defaults since issue 43 (cell types: pre-training stopped at its loss plateau, no clustering stage, the final mixture started from Ward's partition)",
+    "ssc_issue40": "ssc with its defaults of issue 40 (as `ssc`, with pre-training run its full 150 steps)",
     "ssc_issue27": "ssc with its defaults of issue 27 (cell types: no clustering stage, 10 k-means starts of the final mixture)",
     "ssc_before": "ssc before issue 27 (commit 07accc2): clustering stage for cell types, mixture from the prototypes only",
     "ssc_kmeans_starts": "clustering stage kept (`n_epochs_cluster=100`), 10 k-means starts of the final mixture",

@@ -1,6 +1,9 @@
 """Pure-torch building blocks (no AnnData): augmentation, encoders, losses, Sinkhorn."""
 
 from .. import _torch  # noqa: F401  (first: where torch is missing, says how to install it)
+
+# First: torch_geometric without its import-time warning (see _pyg).
+from . import _pyg  # noqa: F401
 from ._augment import mask_features, perturb_edges
 from ._config import AugmentConfig, NetworkConfig, TrainConfig
 from ._encoders import ExpressionEncoder, GatedFusion, GraphEncoder, SoftmaxFusion

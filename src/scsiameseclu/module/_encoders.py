@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch_geometric.utils import add_self_loops, remove_self_loops, scatter
 
 from ._gat import SparseGATConv, SparseGraph
 
@@ -58,23 +59,11 @@ class ExpressionEncoder(nn.Module):
 
 def neighbourhood_features(x: torch.Tensor, edge_index: torch.Tensor, n_hops: int) -> torch.Tensor:
     """``[x, Ax, A²x, …]`` with ``A`` the row-normalised adjacency (mean over neighbours), sparse."""
-    src, dst = edge_index
-    degree = torch.bincount(dst, minlength=x.shape[0]).clamp_min(1).to(x.dtype).unsqueeze(1)
     feats, h = [x], x
     for _ in range(n_hops):
-        h = torch.zeros_like(h).index_add_(0, dst, h[src]) / degree
+        h = scatter(h[edge_index[0]], edge_index[1], dim=0, dim_size=x.shape[0], reduce="mean")
         feats.append(h)
     return torch.cat(feats, dim=1)
-
-
-def with_self_loops(edge_index: torch.Tensor, n_nodes: int) -> torch.Tensor:
-    """``edge_index`` without its self-loops, then one per cell appended.
-
-    PyG's ``add_self_loops(remove_self_loops(...))``, edge for edge, without importing
-    torch-geometric: its import pulls in ``torch._dynamo``, about 2 s of every fresh process.
-    """
-    loops = torch.arange(n_nodes, dtype=edge_index.dtype, device=edge_index.device)
-    return torch.cat([edge_index[:, edge_index[0] != edge_index[1]], loops.expand(2, -1)], dim=1)
 
 
 class GraphEncoder(nn.Module):
@@ -97,7 +86,8 @@ class GraphEncoder(nn.Module):
         h = neighbourhood_features(x, edge_index, self.n_hops) if self.n_hops else x
         # Each cell attends to itself as well (GATConv's own default, done here once for all layers),
         # and the sparse form of the graph is built once for all layers.
-        graph = SparseGraph(with_self_loops(edge_index, x.shape[0]), x.shape[0])
+        edge_index, _ = add_self_loops(remove_self_loops(edge_index)[0], num_nodes=x.shape[0])
+        graph = SparseGraph(edge_index, x.shape[0])
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = elu(norm(conv(h, graph)))
         return self.out(h)

@@ -57,9 +57,7 @@ def propagate(proba: torch.Tensor, edges: torch.Tensor, alpha: float, n_iters: i
             return (edges @ p) / degree
 
     else:
-        from ._pyg import pyg_utils
-
-        scatter = pyg_utils().scatter
+        from torch_geometric.utils import scatter
 
         def mean_neighbours(p):
             return scatter(p[edges[0]], edges[1], dim=0, dim_size=p.shape[0], reduce="mean")
