@@ -26,8 +26,8 @@ N_EPOCHS_CLUSTER_DOMAINS = 100
 #: window, by less than this share of its fall so far.
 PLATEAU_TOL = 0.05
 #: Pre-training for tissue domains runs its full length (``plateau_tol_pretrain=0``): its loss
-#: still falls at 150 steps, so the rule saved at most 10 of them, and lost 0.008 ARI on DLPFC
-#: 151673 (benchmarks/results/stopping.md).
+#: still falls at 150 steps, so the rule stopped it at 130-150 steps when at all, and lost 0.008
+#: ARI on DLPFC 151673 (benchmarks/results/stopping.md).
 PLATEAU_TOL_PRETRAIN_DOMAINS = 0.0
 #: Share of ``max_epochs`` spent pre-training for tissue domains (the rest is the clustering
 #: stage); for cell types every step is pre-training.
