@@ -92,6 +92,7 @@ def table(runs: list[dict], reference: str = "fixed") -> str:
     df = pd.DataFrame(runs)
     df["pretrain"] = [e.get("pretrain", 0) for e in df["epochs"]]
     df["cluster"] = [e.get("cluster", 0) for e in df["epochs"]]
+    df["steps"] = df["pretrain"] + df["cluster"]
     g = df.groupby(["dataset", "config"], sort=False)
     out = g.agg(
         seeds=("seed", "nunique"),
@@ -99,7 +100,7 @@ def table(runs: list[dict], reference: str = "fixed") -> str:
         sd=("ari", "std"),
         pre=("pretrain", "mean"),
         clu=("cluster", "mean"),
-        steps=("pretrain", lambda v: float(v.mean() + df.loc[v.index, "cluster"].mean())),
+        steps=("steps", "mean"),
         train=("seconds_train", "mean"),
     ).reset_index()
     datasets = list(dict.fromkeys(df["dataset"]))
